@@ -1,0 +1,48 @@
+//! The one error type of the Rust core. The binding layer maps each variant to a Python
+//! exception by category (see `py/error_py.rs`), so messages here are what users read.
+
+use std::fmt;
+
+/// Everything the Rust core can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An integer index outside `[-size, size)` of its axis.
+    #[error("index {index} is out of range for axis {axis} with size {size}")]
+    OutOfRange { index: Int, axis: usize, size: u64 },
+    /// An index object that is not an int, a slice, `...` or a tuple of them.
+    #[error(
+        "only ints, slices (`:`), ellipsis (`...`) or tuples of them are valid indices, got {0}"
+    )]
+    InvalidIndexType(String),
+    /// A slice step other than 1.
+    #[error("slice step {step} on axis {axis} is not supported: only steps of 1 (or None) are valid")]
+    UnsupportedStep { step: i64, axis: usize },
+    /// More than one `...` in an index.
+    #[error("an index can only have a single ellipsis ('...')")]
+    MultipleEllipsis,
+    /// More non-ellipsis entries than the array has axes.
+    #[error("too many indices: the array has {ndim} dimension(s) but {given} were indexed")]
+    TooManyIndices { given: usize, ndim: usize },
+    /// An argument with an invalid value (shapes, block shapes, halos, block ids, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// An integer as the user wrote it; Python ints can exceed `i64`, so the binding layer keeps the
+/// text of such a value for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Int {
+    Small(i64),
+    Big(String),
+}
+
+impl fmt::Display for Int {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Int::Small(value) => write!(f, "{value}"),
+            Int::Big(text) => f.write_str(text),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

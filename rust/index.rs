@@ -1,0 +1,176 @@
+//! numpy basic indexing, normalized: an index (ints, step-1 slices, one `...`) becomes one
+//! in-bounds `start..stop` range per axis plus the axes that integer entries select (to squeeze
+//! from reads and re-insert into written values). Semantics follow numpy exactly: negative
+//! indices wrap, slice bounds clamp, reversed slices are empty, short indices pad with `:`.
+
+use std::ops::Range;
+
+use crate::error::{Error, Int, Result};
+
+/// One entry of a basic index, as the binding layer parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexItem {
+    Int(i64),
+    Slice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
+    },
+    Ellipsis,
+}
+
+/// The normalized form of an index for an array of a given shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedIndex {
+    /// One in-bounds range per axis; empty ranges have `start == end`.
+    pub roi: Vec<Range<u64>>,
+    /// Axes selected by an integer, in increasing order.
+    pub squeeze: Vec<usize>,
+    /// numpy returns a scalar (not a 0-d array) when every axis is integer-indexed and the index
+    /// holds no `...`; `a[1, ...]` on a 1-d array is a 0-d array.
+    pub scalar: bool,
+}
+
+impl NormalizedIndex {
+    /// The shape of the region, one entry per axis.
+    pub fn roi_shape(&self) -> Vec<u64> {
+        self.roi.iter().map(|r| r.end - r.start).collect()
+    }
+}
+
+/// Normalizes `items` (the entries of an index tuple) for an array of `shape`.
+pub fn normalize_index(items: &[IndexItem], shape: &[u64]) -> Result<NormalizedIndex> {
+    let ndim = shape.len();
+    let ellipses = items
+        .iter()
+        .filter(|item| matches!(item, IndexItem::Ellipsis))
+        .count();
+    if ellipses > 1 {
+        return Err(Error::MultipleEllipsis);
+    }
+    let indexed = items.len() - ellipses;
+    if indexed > ndim {
+        return Err(Error::TooManyIndices {
+            given: indexed,
+            ndim,
+        });
+    }
+
+    let mut roi = Vec::with_capacity(ndim);
+    let mut squeeze = Vec::new();
+    for item in items {
+        let axis = roi.len();
+        match *item {
+            IndexItem::Int(index) => {
+                let start = int_to_start_stop(index, shape[axis], axis)?.start;
+                roi.push(start..start + 1);
+                squeeze.push(axis);
+            }
+            IndexItem::Slice { start, stop, step } => {
+                roi.push(slice_to_start_stop(start, stop, step, shape[axis], axis)?);
+            }
+            IndexItem::Ellipsis => {
+                let fill = ndim - indexed;
+                roi.extend(shape[axis..axis + fill].iter().map(|&size| 0..size));
+            }
+        }
+    }
+    let padded = roi.len();
+    roi.extend(shape[padded..].iter().map(|&size| 0..size));
+
+    let scalar = ellipses == 0 && squeeze.len() == ndim;
+    Ok(NormalizedIndex {
+        roi,
+        squeeze,
+        scalar,
+    })
+}
+
+/// The one-element range an integer index selects on an axis of `size`.
+pub fn int_to_start_stop(index: i64, size: u64, axis: usize) -> Result<Range<u64>> {
+    let size_i = i128::from(size);
+    let index_i = i128::from(index);
+    if index_i < -size_i || index_i >= size_i {
+        return Err(Error::OutOfRange {
+            index: Int::Small(index),
+            axis,
+            size,
+        });
+    }
+    let start = if index_i < 0 { index_i + size_i } else { index_i };
+    // In bounds: 0 <= start < size, so the conversion is exact.
+    let start = start as u64;
+    Ok(start..start + 1)
+}
+
+/// The in-bounds range a step-1 slice selects on an axis of `size`, as Python's
+/// `slice.indices` computes it; a reversed slice gives an empty range at its clamped start.
+pub fn slice_to_start_stop(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+    size: u64,
+    axis: usize,
+) -> Result<Range<u64>> {
+    if let Some(step) = step {
+        if step != 1 {
+            return Err(Error::UnsupportedStep { step, axis });
+        }
+    }
+    let start = start.map_or(0, |bound| clamp_bound(bound, size));
+    let stop = stop.map_or(size, |bound| clamp_bound(bound, size));
+    Ok(start..stop.max(start))
+}
+
+/// A slice bound mapped into `[0, size]`: negative bounds count from the end.
+fn clamp_bound(bound: i64, size: u64) -> u64 {
+    let size_i = i128::from(size);
+    let bound = i128::from(bound);
+    let bound = if bound < 0 { bound + size_i } else { bound };
+    // Clamped into [0, size], so the conversion is exact.
+    bound.clamp(0, size_i) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(start: Option<i64>, stop: Option<i64>) -> IndexItem {
+        IndexItem::Slice {
+            start,
+            stop,
+            step: None,
+        }
+    }
+
+    #[test]
+    fn full_tuple_pads_trailing_axes() {
+        let n = normalize_index(&[IndexItem::Int(-1)], &[4, 5, 6]).unwrap();
+        assert_eq!(n.roi, vec![3..4, 0..5, 0..6]);
+        assert_eq!(n.squeeze, vec![0]);
+        assert!(!n.scalar);
+    }
+
+    #[test]
+    fn ellipsis_fills_the_middle() {
+        let items = [IndexItem::Int(1), IndexItem::Ellipsis, slice(Some(-2), None)];
+        let n = normalize_index(&items, &[3, 4, 5, 6]).unwrap();
+        assert_eq!(n.roi, vec![1..2, 0..4, 0..5, 4..6]);
+        assert_eq!(n.roi_shape(), vec![1, 4, 5, 2]);
+    }
+
+    #[test]
+    fn scalar_only_without_ellipsis() {
+        assert!(normalize_index(&[IndexItem::Int(0)], &[3]).unwrap().scalar);
+        let with_ellipsis = [IndexItem::Int(0), IndexItem::Ellipsis];
+        assert!(!normalize_index(&with_ellipsis, &[3]).unwrap().scalar);
+        assert!(normalize_index(&[], &[]).unwrap().scalar);
+    }
+
+    #[test]
+    fn extreme_bounds_do_not_overflow() {
+        let items = [slice(Some(i64::MIN), Some(i64::MAX))];
+        assert_eq!(normalize_index(&items, &[u64::MAX >> 1]).unwrap().roi, vec![0..u64::MAX >> 1]);
+        assert!(int_to_start_stop(i64::MIN, 10, 0).is_err());
+    }
+}

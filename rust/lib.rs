@@ -1,0 +1,10 @@
+//! bioimage_py's Rust core. The modules at this level are pure Rust (no Python types), so
+//! `cargo test` needs no interpreter; `py` holds the thin PyO3 bindings, built only with the
+//! `python` feature (maturin turns it on).
+
+pub mod blocking;
+pub mod error;
+pub mod index;
+
+#[cfg(feature = "python")]
+mod py;

@@ -1,0 +1,169 @@
+//! Python entry points of index normalization: parse a Python index into `IndexItem`s, call the
+//! core, and return plain Python slices.
+
+use std::ops::Range;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyInt, PySlice, PyTuple, PyType};
+use pyo3::{ffi, intern};
+
+use super::error_py::to_py_err;
+use crate::error::{Error, Int};
+use crate::index::{self, IndexItem};
+
+/// `numpy.integer`, looked up once: numpy integer scalars index like Python ints.
+static NUMPY_INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(normalize_index, module)?)?;
+    module.add_function(wrap_pyfunction!(slice_to_start_stop, module)?)?;
+    module.add_function(wrap_pyfunction!(int_to_start_stop, module)?)?;
+    Ok(())
+}
+
+/// Normalizes a numpy basic index for an array of `shape`.
+///
+/// Returns `(roi, squeeze, scalar)`: one `slice(start, stop)` per axis, the integer-indexed axes,
+/// and whether numpy would return a scalar for this index.
+#[pyfunction]
+fn normalize_index<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyAny>,
+    shape: Vec<u64>,
+) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>, bool)> {
+    let items = match index.cast::<PyTuple>() {
+        Ok(tuple) => tuple
+            .iter()
+            .map(|item| parse_item(&item, &shape))
+            .collect::<PyResult<Vec<_>>>()?,
+        Err(_) => vec![parse_item(index, &shape)?],
+    };
+    let normalized = index::normalize_index(&items, &shape).map_err(|e| to_py_err(py, e))?;
+    let roi = normalized
+        .roi
+        .iter()
+        .map(|range| py_slice(py, range))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((
+        PyTuple::new(py, roi)?,
+        PyTuple::new(py, normalized.squeeze)?,
+        normalized.scalar,
+    ))
+}
+
+/// `(start, stop)` of a step-1 slice on an axis of `size`, clamped as numpy does.
+#[pyfunction]
+fn slice_to_start_stop(
+    py: Python<'_>,
+    slice: &Bound<'_, PySlice>,
+    size: u64,
+) -> PyResult<(u64, u64)> {
+    let IndexItem::Slice { start, stop, step } = parse_slice(slice)? else {
+        unreachable!("parse_slice returns slices")
+    };
+    let range = index::slice_to_start_stop(start, stop, step, size, 0).map_err(|e| to_py_err(py, e))?;
+    Ok((range.start, range.end))
+}
+
+/// `(start, start + 1)` of an integer index on an axis of `size`; negative indices wrap.
+#[pyfunction]
+fn int_to_start_stop(py: Python<'_>, index: &Bound<'_, PyAny>, size: u64) -> PyResult<(u64, u64)> {
+    let IndexItem::Int(index) = parse_item(index, &[size])? else {
+        return Err(to_py_err(py, Error::InvalidIndexType(describe(index))));
+    };
+    let range = index::int_to_start_stop(index, size, 0).map_err(|e| to_py_err(py, e))?;
+    Ok((range.start, range.end))
+}
+
+/// One entry of an index: an int (not a bool), a numpy integer, a slice or `...`.
+fn parse_item(item: &Bound<'_, PyAny>, shape: &[u64]) -> PyResult<IndexItem> {
+    let py = item.py();
+    if let Ok(slice) = item.cast::<PySlice>() {
+        return parse_slice(slice);
+    }
+    if item.is(py.Ellipsis()) {
+        return Ok(IndexItem::Ellipsis);
+    }
+    // bool is an int subclass, but numpy reads `a[True]` as a mask: reject it with the rest.
+    let is_int = item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>();
+    if is_int || item.is_instance(numpy_integer(py)?.as_any())? {
+        return match item.extract::<i64>() {
+            Ok(value) => Ok(IndexItem::Int(value)),
+            // Beyond i64, so beyond every axis: report it as out of range with its text.
+            Err(_) => Err(to_py_err(
+                py,
+                Error::OutOfRange {
+                    index: Int::Big(item.str()?.to_string()),
+                    axis: 0,
+                    size: shape.first().copied().unwrap_or(0),
+                },
+            )),
+        };
+    }
+    Err(to_py_err(py, Error::InvalidIndexType(describe(item))))
+}
+
+fn parse_slice(slice: &Bound<'_, PySlice>) -> PyResult<IndexItem> {
+    let py = slice.py();
+    Ok(IndexItem::Slice {
+        start: slice_bound(&slice.getattr(intern!(py, "start"))?)?,
+        stop: slice_bound(&slice.getattr(intern!(py, "stop"))?)?,
+        step: slice_bound(&slice.getattr(intern!(py, "step"))?)?,
+    })
+}
+
+/// A slice bound: `None`, or anything with `__index__`; values beyond i64 saturate, which
+/// clamps exactly as Python does since no axis is that long.
+fn slice_bound(bound: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    if bound.is_none() {
+        return Ok(None);
+    }
+    let py = bound.py();
+    // SAFETY: PyNumber_Index takes a borrowed, valid object and returns a new reference, or null
+    // with a Python exception set, which `from_owned_ptr_or_err` turns into the error.
+    let as_int = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyNumber_Index(bound.as_ptr())) }
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "slice indices must be integers or None, got {}",
+                describe(bound)
+            ))
+        })?;
+    match as_int.extract::<i64>() {
+        Ok(value) => Ok(Some(value)),
+        Err(_) if as_int.lt(0)? => Ok(Some(i64::MIN)),
+        Err(_) => Ok(Some(i64::MAX)),
+    }
+}
+
+fn numpy_integer(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    NUMPY_INTEGER.import(py, "numpy", "integer")
+}
+
+/// A new `slice(start, stop)` (step `None`).
+fn py_slice<'py>(py: Python<'py>, range: &Range<u64>) -> PyResult<Bound<'py, PyAny>> {
+    let start = range.start.into_pyobject(py)?;
+    let stop = range.end.into_pyobject(py)?;
+    // SAFETY: PySlice_New borrows the valid `start` and `stop` objects (taking its own
+    // references), reads a null step as None, and returns a new reference or null with an
+    // exception set, which `from_owned_ptr_or_err` handles.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PySlice_New(start.as_ptr(), stop.as_ptr(), std::ptr::null_mut()),
+        )
+    }
+}
+
+/// `repr(obj)` and its type, for messages.
+fn describe(obj: &Bound<'_, PyAny>) -> String {
+    let repr = obj
+        .repr()
+        .map_or_else(|_| "<unprintable>".to_owned(), |r| r.to_string());
+    let type_name = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    format!("{repr} of type {type_name}")
+}

@@ -1,0 +1,16 @@
+//! The extension module `bioimage_py._core`: thin wrappers that convert Python objects to the
+//! core's Rust types and back, and nothing else.
+
+use pyo3::prelude::*;
+
+mod blocking_py;
+mod error_py;
+mod index_py;
+
+#[pymodule]
+fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    error_py::register(module)?;
+    index_py::register(module)?;
+    blocking_py::register(module)?;
+    Ok(())
+}
