@@ -97,7 +97,11 @@ pub fn int_to_start_stop(index: i64, size: u64, axis: usize) -> Result<Range<u64
             size,
         });
     }
-    let start = if index_i < 0 { index_i + size_i } else { index_i };
+    let start = if index_i < 0 {
+        index_i + size_i
+    } else {
+        index_i
+    };
     // In bounds: 0 <= start < size, so the conversion is exact.
     let start = start as u64;
     Ok(start..start + 1)
@@ -153,7 +157,11 @@ mod tests {
 
     #[test]
     fn ellipsis_fills_the_middle() {
-        let items = [IndexItem::Int(1), IndexItem::Ellipsis, slice(Some(-2), None)];
+        let items = [
+            IndexItem::Int(1),
+            IndexItem::Ellipsis,
+            slice(Some(-2), None),
+        ];
         let n = normalize_index(&items, &[3, 4, 5, 6]).unwrap();
         assert_eq!(n.roi, vec![1..2, 0..4, 0..5, 4..6]);
         assert_eq!(n.roi_shape(), vec![1, 4, 5, 2]);
@@ -170,7 +178,104 @@ mod tests {
     #[test]
     fn extreme_bounds_do_not_overflow() {
         let items = [slice(Some(i64::MIN), Some(i64::MAX))];
-        assert_eq!(normalize_index(&items, &[u64::MAX >> 1]).unwrap().roi, vec![0..u64::MAX >> 1]);
+        assert_eq!(
+            normalize_index(&items, &[u64::MAX >> 1]).unwrap().roi,
+            vec![0..u64::MAX >> 1]
+        );
         assert!(int_to_start_stop(i64::MIN, 10, 0).is_err());
+    }
+}
+
+/// The cases in `tests/data/index_cases.json`, shared with pytest so the two layers agree.
+/// Entries the core cannot represent (floats, lists, ints beyond i64: the binding layer rejects
+/// those before the core sees them) are skipped here and tested by pytest.
+#[cfg(test)]
+mod table_tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn decode_bound(value: &Value) -> Option<Option<i64>> {
+        match value {
+            Value::Null => Some(None),
+            Value::Number(n) => n.as_i64().map(Some),
+            Value::Object(map) => {
+                if let Some(numpy) = map.get("numpy") {
+                    return numpy[1].as_i64().map(Some);
+                }
+                // Python clamps huge slice bounds; the binding saturates them to i64.
+                let big = map.get("bigint")?.as_str()?;
+                Some(Some(if big.starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    fn decode_item(value: &Value) -> Option<IndexItem> {
+        match value {
+            Value::Number(n) => n.as_i64().map(IndexItem::Int),
+            Value::String(s) if s == "..." => Some(IndexItem::Ellipsis),
+            Value::Object(map) => {
+                if let Some(bounds) = map.get("slice") {
+                    return Some(IndexItem::Slice {
+                        start: decode_bound(&bounds[0])?,
+                        stop: decode_bound(&bounds[1])?,
+                        step: decode_bound(&bounds[2])?,
+                    });
+                }
+                map.get("numpy")?[1].as_i64().map(IndexItem::Int)
+            }
+            _ => None,
+        }
+    }
+
+    fn decode_index(value: &Value) -> Option<Vec<IndexItem>> {
+        match value.get("tuple") {
+            Some(Value::Array(items)) => items.iter().map(decode_item).collect(),
+            _ => Some(vec![decode_item(value)?]),
+        }
+    }
+
+    fn error_class(error: &Error) -> &'static str {
+        match error {
+            Error::OutOfRange { .. } => "IndexOutOfRangeError",
+            Error::UnsupportedStep { .. } | Error::MultipleEllipsis | Error::InvalidArgument(_) => {
+                "ValueError"
+            }
+            Error::InvalidIndexType(_) | Error::TooManyIndices { .. } => "TypeError",
+        }
+    }
+
+    #[test]
+    fn shared_index_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/index_cases.json");
+        let text = std::fs::read_to_string(path).expect("read the shared index table");
+        let cases: Vec<Value> = serde_json::from_str(&text).expect("parse the shared index table");
+        let mut checked = 0;
+        for case in &cases {
+            let Some(items) = decode_index(&case["index"]) else {
+                continue;
+            };
+            let shape: Vec<u64> = serde_json::from_value(case["shape"].clone()).unwrap();
+            let result = normalize_index(&items, &shape);
+            if let Some(want) = case.get("error") {
+                let got = result.as_ref().map_err(error_class);
+                assert_eq!(got.err(), want.as_str(), "case {case}");
+            } else {
+                let got = result.unwrap_or_else(|e| panic!("case {case}: {e}"));
+                let roi: Vec<[u64; 2]> = serde_json::from_value(case["roi"].clone()).unwrap();
+                let roi: Vec<Range<u64>> = roi.iter().map(|r| r[0]..r[1]).collect();
+                let squeeze: Vec<usize> = serde_json::from_value(case["squeeze"].clone()).unwrap();
+                assert_eq!(got.roi, roi, "case {case}");
+                assert_eq!(got.squeeze, squeeze, "case {case}");
+                assert_eq!(got.scalar, case["scalar"].as_bool().unwrap(), "case {case}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 50, "only {checked} representable cases");
     }
 }

@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PySlice, PyTuple, PyType};
-use pyo3::{ffi, intern};
 
 use super::error_py::to_py_err;
 use crate::error::{Error, Int};
@@ -60,10 +60,9 @@ fn slice_to_start_stop(
     slice: &Bound<'_, PySlice>,
     size: u64,
 ) -> PyResult<(u64, u64)> {
-    let IndexItem::Slice { start, stop, step } = parse_slice(slice)? else {
-        unreachable!("parse_slice returns slices")
-    };
-    let range = index::slice_to_start_stop(start, stop, step, size, 0).map_err(|e| to_py_err(py, e))?;
+    let (start, stop, step) = unpack_slice(slice)?;
+    let range = index::slice_to_start_stop(Some(start), Some(stop), Some(step), size, 0)
+        .map_err(|e| to_py_err(py, e))?;
     Ok((range.start, range.end))
 }
 
@@ -81,7 +80,12 @@ fn int_to_start_stop(py: Python<'_>, index: &Bound<'_, PyAny>, size: u64) -> PyR
 fn parse_item(item: &Bound<'_, PyAny>, shape: &[u64]) -> PyResult<IndexItem> {
     let py = item.py();
     if let Ok(slice) = item.cast::<PySlice>() {
-        return parse_slice(slice);
+        let (start, stop, step) = unpack_slice(slice)?;
+        return Ok(IndexItem::Slice {
+            start: Some(start),
+            stop: Some(stop),
+            step: Some(step),
+        });
     }
     if item.is(py.Ellipsis()) {
         return Ok(IndexItem::Ellipsis);
@@ -105,36 +109,28 @@ fn parse_item(item: &Bound<'_, PyAny>, shape: &[u64]) -> PyResult<IndexItem> {
     Err(to_py_err(py, Error::InvalidIndexType(describe(item))))
 }
 
-fn parse_slice(slice: &Bound<'_, PySlice>) -> PyResult<IndexItem> {
+/// `(start, stop, step)` of a slice with Python's defaults for `None`.
+fn unpack_slice(slice: &Bound<'_, PySlice>) -> PyResult<(i64, i64, i64)> {
     let py = slice.py();
-    Ok(IndexItem::Slice {
-        start: slice_bound(&slice.getattr(intern!(py, "start"))?)?,
-        stop: slice_bound(&slice.getattr(intern!(py, "stop"))?)?,
-        step: slice_bound(&slice.getattr(intern!(py, "step"))?)?,
-    })
-}
-
-/// A slice bound: `None`, or anything with `__index__`; values beyond i64 saturate, which
-/// clamps exactly as Python does since no axis is that long.
-fn slice_bound(bound: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-    if bound.is_none() {
-        return Ok(None);
-    }
-    let py = bound.py();
-    // SAFETY: PyNumber_Index takes a borrowed, valid object and returns a new reference, or null
-    // with a Python exception set, which `from_owned_ptr_or_err` turns into the error.
-    let as_int = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyNumber_Index(bound.as_ptr())) }
-        .map_err(|_| {
+    let (mut start, mut stop, mut step): (ffi::Py_ssize_t, ffi::Py_ssize_t, ffi::Py_ssize_t) =
+        (0, 0, 0);
+    // SAFETY: `slice` is a valid slice object and the three pointers are to live locals.
+    // PySlice_Unpack fills them with Python's defaults for None and saturates huge bounds (which
+    // clamps exactly as Python does, no axis being that long); it returns -1 with an exception
+    // set for a bound without `__index__` or a zero step.
+    let status = unsafe { ffi::PySlice_Unpack(slice.as_ptr(), &mut start, &mut stop, &mut step) };
+    if status < 0 {
+        let error = PyErr::fetch(py);
+        return Err(if error.is_instance_of::<PyValueError>(py) {
+            to_py_err(py, Error::UnsupportedStep { step: 0, axis: 0 })
+        } else {
             PyTypeError::new_err(format!(
                 "slice indices must be integers or None, got {}",
-                describe(bound)
+                describe(slice)
             ))
-        })?;
-    match as_int.extract::<i64>() {
-        Ok(value) => Ok(Some(value)),
-        Err(_) if as_int.lt(0)? => Ok(Some(i64::MIN)),
-        Err(_) => Ok(Some(i64::MAX)),
+        });
     }
+    Ok((start as i64, stop as i64, step as i64))
 }
 
 fn numpy_integer(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
