@@ -1,0 +1,31 @@
+"""File formats: the format registry and opening files and the arrays inside them.
+
+The writable container formats zarr, n5 and hdf5 are registered on import; their libraries
+(zarr-python, z5py, h5py) are only imported when a file of that format is opened.
+"""
+from __future__ import annotations
+
+from bioimage_py.io import formats as _formats  # noqa: F401  (registers the built-in formats)
+from bioimage_py.io.arrays import open_array
+from bioimage_py.io.files import infer_extension, infer_format, open_file
+from bioimage_py.io.registry import (
+    constructor_for_format,
+    format_for_extension,
+    is_writable_format,
+    register_format,
+    supported_extensions,
+    supported_formats,
+)
+
+__all__ = [
+    "constructor_for_format",
+    "format_for_extension",
+    "infer_extension",
+    "infer_format",
+    "is_writable_format",
+    "open_array",
+    "open_file",
+    "register_format",
+    "supported_extensions",
+    "supported_formats",
+]

@@ -1,0 +1,93 @@
+"""Opening one array of a file: ``open_array``, the layer ``open_source`` builds on."""
+from __future__ import annotations
+
+from typing import Any
+
+from bioimage_py.io.files import PathLike, as_path_str, open_file, resolve_format
+from bioimage_py.io.hierarchy import describe_arrays, is_array, list_arrays
+
+__all__ = ["open_array"]
+
+
+def open_array(
+    path: PathLike,
+    internal_path: str | None = None,
+    format: str | None = None,
+    mode: str = "r",
+    **kwargs: Any,
+) -> tuple[Any, str, str]:
+    """Open the array at ``internal_path`` in the file or container at ``path``.
+
+    Without ``internal_path`` the array is found as h5py and zarr users expect: the root when
+    the container is itself an array (internal path ``""``), else the one array the container
+    holds at any depth. A container holding several arrays, or none, needs ``internal_path``.
+    Leading and trailing slashes of ``internal_path`` are ignored (``"/a/b"`` is ``"a/b"``).
+
+    Args:
+        path: The file or container on disk.
+        internal_path: The array's path inside the container, e.g. ``"a/b/c"``; ``""`` is the root.
+        format: The format name; inferred from ``path``'s extension when not given.
+        mode: ``"r"`` (default), ``"r+"``, ``"a"`` or ``"w"``; see ``open_file``.
+        **kwargs: Passed to the underlying open call.
+
+    Returns:
+        ``(array, internal_path, format)``: the opened array (``zarr.Array``, z5py ``Dataset``,
+        ``h5py.Dataset``), its resolved internal path and the resolved format name.
+
+    Raises:
+        ValueError: Unknown format or mode (before the disk is touched); ``internal_path``
+            missing where it is required, not found, or naming a group; each listing the arrays
+            found.
+        FileNotFoundError: If ``path`` does not exist and ``mode`` is ``"r"`` or ``"r+"``.
+        TypeError: If ``internal_path`` is neither ``None`` nor a str.
+    """
+    if internal_path is not None and not isinstance(internal_path, str):
+        raise TypeError(f"internal_path must be a str or None, got {internal_path!r}")
+    path = as_path_str(path)
+    fmt = resolve_format(path, format=format)
+    container = open_file(path, mode=mode, format=fmt, **kwargs)
+    try:
+        key, array = _select_array(container, path, internal_path)
+    except BaseException:
+        _close(container)
+        raise
+    return array, key, fmt
+
+
+def _select_array(container: Any, path: str, internal_path: str | None) -> tuple[str, Any]:
+    key = None if internal_path is None else internal_path.strip("/")
+    if is_array(container):
+        if not key:
+            return "", container
+        raise ValueError(
+            f"internal_path {key!r} does not exist in {path!r}, which is a single array; "
+            f"use internal_path='' (arrays found: {describe_arrays([''])})"
+        )
+    if key is None:
+        arrays = list_arrays(container)
+        if len(arrays) == 1:
+            return arrays[0], container[arrays[0]]
+        what = f"{len(arrays)} arrays" if arrays else "no arrays"
+        raise ValueError(
+            f"{path!r} holds {what}; pass internal_path to choose one. "
+            f"Arrays found: {describe_arrays(arrays)}"
+        )
+    try:
+        member = container[key] if key else container
+    except KeyError:
+        raise ValueError(
+            f"internal_path {key!r} does not exist in {path!r}; "
+            f"arrays found: {describe_arrays(list_arrays(container))}"
+        ) from None
+    if not is_array(member):
+        raise ValueError(
+            f"internal_path {key!r} in {path!r} is a group, not an array; "
+            f"arrays found: {describe_arrays(list_arrays(container))}"
+        )
+    return key, member
+
+
+def _close(container: Any) -> None:
+    close = getattr(container, "close", None)
+    if callable(close):
+        close()

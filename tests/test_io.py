@@ -1,0 +1,655 @@
+"""bioimage_py.io: format registry, extension/format inference, open_file and open_array.
+
+All files are written and read back by the peer libraries themselves (zarr-python v2 and v3,
+z5py, h5py); nothing is mocked except a missing library.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import z5py
+import zarr
+
+import bioimage_py.io as bio
+from bioimage_py.io import files, formats, registry
+
+# ---------------------------------------------------------------------------------------------
+# helpers: real files written by the peer libraries
+
+
+def data(shape=(4, 6), offset=0):
+    return (np.arange(int(np.prod(shape))) + offset).reshape(shape).astype("uint16")
+
+
+def write_zarr(path: Path, arrays: dict[str, np.ndarray], zarr_format: int) -> Path:
+    """Write ``arrays`` (key -> data) to a zarr group; key ``""`` writes a root array."""
+    if "" in arrays:
+        z = zarr.create_array(str(path), shape=arrays[""].shape, dtype=arrays[""].dtype,
+                              zarr_format=zarr_format)
+        z[...] = arrays[""]
+        return path
+    group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    for key, value in arrays.items():
+        group.create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
+    return path
+
+
+def write_n5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    with z5py.File(str(path), "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value, chunks=(2, 3))
+    return path
+
+
+def write_h5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+    return path
+
+
+def read_back(path: Path, fmt: str, key: str) -> np.ndarray:
+    """Read ``key`` with the peer library, independently of bioimage_py."""
+    if fmt == "zarr":
+        root = zarr.open(str(path), mode="r")
+        return np.asarray((root if key == "" else root[key])[...])
+    if fmt == "n5":
+        with z5py.File(str(path), "r") as f:
+            return f[key][...]
+    with h5py.File(path, "r") as f:
+        return f[key][...]
+
+
+def write(fmt: str, path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    if fmt == "zarr2":
+        return write_zarr(path, arrays, 2)
+    if fmt == "zarr3":
+        return write_zarr(path, arrays, 3)
+    if fmt == "n5":
+        return write_n5(path, arrays)
+    return write_h5(path, arrays)
+
+
+# Each writer, the file name it writes and the format name bioimage_py should resolve.
+WRITERS = [
+    pytest.param("zarr2", "c.zarr", "zarr", id="zarr-v2"),
+    pytest.param("zarr3", "c.zarr", "zarr", id="zarr-v3"),
+    pytest.param("n5", "c.n5", "n5", id="n5"),
+    pytest.param("h5", "c.h5", "hdf5", id="hdf5"),
+]
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """Let a test register formats without leaking them into other tests."""
+    monkeypatch.setattr(registry, "_FORMATS", dict(registry._FORMATS))
+    monkeypatch.setattr(registry, "_EXTENSIONS", dict(registry._EXTENSIONS))
+
+
+# ---------------------------------------------------------------------------------------------
+# infer_extension
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("data.zarr", ".zarr"),
+        ("data.zr", ".zr"),
+        ("DATA.ZARR", ".zarr"),
+        ("data.zarr/", ".zarr"),
+        ("/abs/dir/data.n5//", ".n5"),
+        ("rel/data.h5", ".h5"),
+        ("data.hdf", ".hdf"),
+        ("data.HDF5", ".hdf5"),
+        ("vol.mrc", ".mrc"),
+        ("vol.rec", ".rec"),
+        ("brain.nii", ".nii"),
+        ("brain.nii.gz", ".nii.gz"),
+        ("BRAIN.NII.GZ", ".nii.gz"),
+        ("archive.tar.gz", ".gz"),
+        ("stack.tif", ".tif"),
+        ("stack.TIFF", ".tiff"),
+        ("my.data.v2.zarr", ".zarr"),
+        ("folder", ""),
+        ("folder/", ""),
+        ("/a/dir.with.dots/folder", ""),
+        (".hidden", ""),
+        ("s3://bucket/prefix/data.zarr/", ".zarr"),
+        (Path("some/where/data.n5"), ".n5"),
+    ],
+)
+def test_infer_extension(path, expected):
+    assert files.infer_extension(path) == expected
+
+
+def test_infer_extension_ignores_the_disk(tmp_path):
+    # a folder named like a container is still that container's extension
+    (tmp_path / "data.zarr").mkdir()
+    assert files.infer_extension(tmp_path / "data.zarr") == ".zarr"
+    assert files.infer_extension(str(tmp_path) + "/") == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# infer_format
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("a.zarr", "zarr"),
+        ("a.zr", "zarr"),
+        ("a.ZARR/", "zarr"),
+        ("a.n5", "n5"),
+        ("a.h5", "hdf5"),
+        ("a.hdf", "hdf5"),
+        ("a.hdf5", "hdf5"),
+    ],
+)
+def test_infer_format(path, expected):
+    assert files.infer_format(path) == expected
+
+
+def test_infer_format_explicit_extension_wins():
+    assert files.infer_format("volume.bin", ext=".h5") == "hdf5"
+    assert files.infer_format("volume.bin", ext="N5") == "n5"
+    assert files.infer_format("volume.h5", ext=".zarr") == "zarr"
+
+
+@pytest.mark.parametrize("path", ["a.xyz", "a.tif", "folder", "folder/", "a.nii.gz"])
+def test_infer_format_unknown_extension(path):
+    with pytest.raises(ValueError, match=r"^Could not infer") as info:
+        files.infer_format(path)
+    message = str(info.value)
+    assert repr(path) in message
+    for ext in (".zarr", ".zr", ".n5", ".h5", ".hdf", ".hdf5"):
+        assert repr(ext) in message
+
+
+def test_infer_format_unknown_explicit_extension():
+    with pytest.raises(ValueError, match=r"^Could not infer.*'\.xyz'"):
+        files.infer_format("a.h5", ext="xyz")
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+
+def test_builtin_formats_are_registered():
+    assert set(bio.supported_formats()) >= {"zarr", "n5", "hdf5"}
+    assert set(bio.supported_extensions()) >= {".zarr", ".zr", ".n5", ".h5", ".hdf", ".hdf5"}
+    for name in ("zarr", "n5", "hdf5"):
+        assert bio.is_writable_format(name)
+
+
+def test_read_only_formats_are_not_registered_yet():
+    for ext in (".mrc", ".rec", ".nii", ".nii.gz", ".tif", ".tiff", ""):
+        assert bio.format_for_extension(ext) is None
+
+
+@pytest.mark.parametrize(
+    ("ext", "expected"),
+    [
+        (".zarr", "zarr"),
+        (".zr", "zarr"),
+        (".ZR", "zarr"),
+        ("zarr", "zarr"),
+        (".n5", "n5"),
+        (".h5", "hdf5"),
+        ("h5", "hdf5"),
+        (".hdf", "hdf5"),
+        (".HDF5", "hdf5"),
+        (".xyz", None),
+        ("", None),
+    ],
+)
+def test_format_for_extension(ext, expected):
+    assert bio.format_for_extension(ext) == expected
+
+
+def test_constructor_for_format():
+    assert bio.constructor_for_format("zarr") is formats.open_zarr
+    assert bio.constructor_for_format("n5") is formats.open_n5
+    assert bio.constructor_for_format("hdf5") is formats.open_hdf5
+    assert bio.constructor_for_format("HDF5") is formats.open_hdf5
+
+
+@pytest.mark.parametrize("call", [bio.constructor_for_format, bio.is_writable_format])
+@pytest.mark.parametrize("name", ["tiff", "h5", "", "zarr3"])
+def test_unknown_format_error(call, name):
+    with pytest.raises(ValueError, match=r"^Unknown or unavailable format") as info:
+        call(name)
+    for fmt in ("'zarr'", "'n5'", "'hdf5'"):
+        assert fmt in str(info.value)
+
+
+def test_register_format_and_open_through_it(isolated_registry, tmp_path):
+    calls = []
+
+    def open_npy(path, mode, **kwargs):
+        calls.append((path, mode, kwargs))
+        return np.load(path, **kwargs)
+
+    bio.register_format("NPY", ["NPY", ".npz"], open_npy)
+    assert "npy" in bio.supported_formats()
+    assert {".npy", ".npz"} <= set(bio.supported_extensions())
+    assert bio.format_for_extension(".npy") == "npy"
+    assert bio.constructor_for_format("npy") is open_npy
+    assert not bio.is_writable_format("npy")
+
+    np.save(tmp_path / "x.npy", data())
+    loaded = bio.open_file(tmp_path / "x.npy", mmap_mode="r")
+    np.testing.assert_array_equal(loaded, data())
+    assert calls == [(str(tmp_path / "x.npy"), "r", {"mmap_mode": "r"})]
+
+    array, key, fmt = bio.open_array(tmp_path / "x.npy")
+    assert (key, fmt) == ("", "npy")
+    np.testing.assert_array_equal(array, data())
+
+
+def test_read_only_format_rejects_write_modes_up_front(isolated_registry, tmp_path):
+    def must_not_be_called(path, mode, **kwargs):
+        raise AssertionError("constructor called")
+
+    bio.register_format("readonly", [".ro"], must_not_be_called)
+    for mode in ("r+", "a", "w"):
+        with pytest.raises(ValueError, match="read-only"):
+            bio.open_file(tmp_path / "x.ro", mode=mode)
+
+
+def test_register_format_replaces_a_format(isolated_registry):
+    def first(path, mode):
+        return "first"
+
+    def second(path, mode):
+        return "second"
+
+    bio.register_format("custom", [".c1", ".c2"], first)
+    bio.register_format("custom", ".c3", second, writable=True)
+    assert bio.constructor_for_format("custom") is second
+    assert bio.is_writable_format("custom")
+    assert bio.format_for_extension(".c1") is None
+    assert bio.format_for_extension(".c3") == "custom"
+    assert bio.supported_formats().count("custom") == 1
+
+
+def test_register_format_swaps_a_builtin_reader(isolated_registry, tmp_path):
+    write_h5(tmp_path / "c.h5", {"data": data()})
+
+    def my_hdf5(path, mode, **kwargs):
+        return formats.open_hdf5(path, mode, **kwargs)
+
+    bio.register_format("hdf5", [".h5", ".hdf", ".hdf5"], my_hdf5, writable=True)
+    assert bio.constructor_for_format("hdf5") is my_hdf5
+    array, key, fmt = bio.open_array(tmp_path / "c.h5")
+    assert (key, fmt) == ("data", "hdf5")
+
+
+def test_register_format_extension_conflict(isolated_registry):
+    with pytest.raises(ValueError, match=r"'\.h5'.*'hdf5'"):
+        bio.register_format("other", [".other", ".h5"], formats.open_hdf5)
+    # nothing registered on failure
+    assert "other" not in bio.supported_formats()
+    assert bio.format_for_extension(".other") is None
+
+
+def test_register_format_rejects_bad_arguments(isolated_registry):
+    with pytest.raises(TypeError, match="callable"):
+        bio.register_format("bad", [".bad"], "not a function")
+    with pytest.raises(ValueError, match="non-empty"):
+        bio.register_format("", [".bad"], formats.open_zarr)
+    with pytest.raises(TypeError, match="extension"):
+        bio.register_format("bad", [5], formats.open_zarr)
+
+
+def test_importing_io_does_not_import_the_peer_libraries():
+    code = (
+        "import sys; sys.modules['h5py'] = None\n"
+        "import bioimage_py.io as io\n"
+        "assert 'hdf5' in io.supported_formats()\n"
+        "try:\n"
+        "    io.open_file('missing.h5', mode='a')\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "h5py" in out and "pip install h5py" in out
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "fmt"),
+    [("zarr", "c.zarr", "zarr"), ("z5py", "c.n5", "n5"), ("h5py", "c.h5", "hdf5")],
+)
+def test_missing_library_fails_at_open_time_naming_the_package(
+    monkeypatch, tmp_path, module, name, fmt
+):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError, match=rf"{fmt} files requires.*'{module}'.*install {module}"):
+        bio.open_file(tmp_path / name, mode="a")
+    assert not (tmp_path / name).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# open_file
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_file_zarr_group(tmp_path, zarr_format):
+    path = write_zarr(tmp_path / "c.zarr", {"a/b": data()}, zarr_format)
+    root = bio.open_file(path)
+    assert isinstance(root, zarr.Group)
+    assert root.metadata.zarr_format == zarr_format
+    np.testing.assert_array_equal(root["a/b"][...], data())
+    assert root.read_only
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_file_zarr_root_array(tmp_path, zarr_format):
+    path = write_zarr(tmp_path / "c.zr", {"": data()}, zarr_format)
+    root = bio.open_file(path)
+    assert isinstance(root, zarr.Array)
+    np.testing.assert_array_equal(root[...], data())
+
+
+def test_open_file_n5(tmp_path):
+    path = write_n5(tmp_path / "c.n5", {"a/b": data()})
+    with bio.open_file(path) as f:
+        assert isinstance(f, z5py.File)
+        np.testing.assert_array_equal(f["a/b"][...], data())
+
+
+@pytest.mark.parametrize("name", ["c.h5", "c.hdf", "c.HDF5"])
+def test_open_file_hdf5(tmp_path, name):
+    path = write_h5(tmp_path / name, {"a/b": data()})
+    with bio.open_file(path) as f:
+        assert isinstance(f, h5py.File)
+        assert f.mode == "r"
+        np.testing.assert_array_equal(f["a/b"][...], data())
+    assert not f.id.valid
+
+
+def test_open_file_ext_and_format_override_the_path(tmp_path):
+    write_h5(tmp_path / "volume.bin", {"x": data()})
+    with bio.open_file(tmp_path / "volume.bin", ext=".h5") as f:
+        assert isinstance(f, h5py.File)
+    write_n5(tmp_path / "container", {"x": data()})
+    with bio.open_file(tmp_path / "container", format="n5") as f:
+        assert isinstance(f, z5py.File)
+    # format beats ext
+    with bio.open_file(tmp_path / "volume.bin", ext=".zarr", format="HDF5") as f:
+        assert isinstance(f, h5py.File)
+
+
+def test_open_file_passes_kwargs(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {"x": data()})
+    with bio.open_file(path, driver="core", backing_store=False) as f:
+        assert f.driver == "core"
+
+
+@pytest.mark.parametrize("mode", ["r", "r+", "a", "w"])
+def test_open_file_unknown_format_fails_before_touching_the_disk(tmp_path, mode):
+    with pytest.raises(ValueError, match=r"^Unknown or unavailable format 'tiff'.*'zarr'"):
+        bio.open_file(tmp_path / "c.h5", mode=mode, format="tiff")
+    with pytest.raises(ValueError, match=r"^Could not infer.*'\.xyz'.*'\.zarr'"):
+        bio.open_file(tmp_path / "c.xyz", mode=mode)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", ["rw", "w-", "x", "", "R"])
+def test_open_file_invalid_mode(tmp_path, mode):
+    with pytest.raises(ValueError, match=r"Invalid mode.*'r', 'r\+', 'a', 'w'$"):
+        bio.open_file(tmp_path / "c.h5", mode=mode)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["c.zarr", "c.n5", "c.h5"])
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_open_file_missing_file(tmp_path, name, mode):
+    path = tmp_path / name
+    with pytest.raises(FileNotFoundError, match=str(path)) as info:
+        bio.open_file(path, mode=mode)
+    assert info.value.filename == str(path)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("name", ["c.zarr", "c.n5", "c.h5"])
+@pytest.mark.parametrize("mode", ["a", "w"])
+def test_open_file_creating_modes(tmp_path, name, mode):
+    path = tmp_path / name
+    f = bio.open_file(path, mode=mode)
+    f.create_group("g")
+    close(f)
+    assert path.exists()
+    g = bio.open_file(path)
+    assert "g" in g
+    close(g)
+
+
+def close(container) -> None:
+    if hasattr(container, "close"):
+        container.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# open_array: default internal path
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_array_zarr_root_array(tmp_path, zarr_format):
+    path = write_zarr(tmp_path / "c.zarr", {"": data()}, zarr_format)
+    array, key, fmt = bio.open_array(path)
+    assert isinstance(array, zarr.Array)
+    assert (key, fmt) == ("", "zarr")
+    np.testing.assert_array_equal(array[...], data())
+    for explicit in ("", "/"):
+        assert bio.open_array(path, explicit)[1] == ""
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+@pytest.mark.parametrize("key", ["data", "a/b/c"])
+def test_open_array_single_array_anywhere_is_the_default(tmp_path, writer, name, fmt, key):
+    path = write(writer, tmp_path / name, {key: data()})
+    array, resolved, resolved_fmt = bio.open_array(path)
+    assert (resolved, resolved_fmt) == (key, fmt)
+    assert tuple(array.shape) == data().shape
+    np.testing.assert_array_equal(array[...], data())
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+def test_open_array_several_arrays_need_internal_path(tmp_path, writer, name, fmt):
+    arrays = {"raw": data(), "seg/labels": data(offset=1), "seg/deep/er": data(offset=2)}
+    path = write(writer, tmp_path / name, arrays)
+    with pytest.raises(ValueError, match="internal_path") as info:
+        bio.open_array(path)
+    message = str(info.value)
+    assert "3 arrays" in message
+    for key in arrays:
+        assert repr(key) in message
+    assert "'seg'" not in message  # groups are not listed
+    assert "'seg/deep'" not in message
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+def test_open_array_container_without_arrays(tmp_path, writer, name, fmt):
+    path = tmp_path / name
+    if writer.startswith("zarr"):
+        zarr.open_group(str(path), mode="w", zarr_format=int(writer[-1])).create_group("empty")
+    elif writer == "n5":
+        z5py.File(str(path), "w").create_group("empty")
+    else:
+        with h5py.File(path, "w") as f:
+            f.create_group("empty")
+    with pytest.raises(ValueError, match=r"no arrays; pass internal_path.*none"):
+        bio.open_array(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# open_array: explicit internal path
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+def test_open_array_explicit_internal_path(tmp_path, writer, name, fmt):
+    arrays = {"raw": data(), "seg/deep/labels": data(offset=7)}
+    path = write(writer, tmp_path / name, arrays)
+    for given, expected in [("raw", "raw"), ("/raw", "raw"), ("seg/deep/labels", "seg/deep/labels"),
+                            ("/seg/deep/labels/", "seg/deep/labels")]:
+        array, key, resolved_fmt = bio.open_array(path, given)
+        assert (key, resolved_fmt) == (expected, fmt)
+        np.testing.assert_array_equal(array[...], arrays[expected])
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+@pytest.mark.parametrize("missing", ["nope", "seg/nope", "raw/below"])
+def test_open_array_missing_internal_path(tmp_path, writer, name, fmt, missing):
+    arrays = {"raw": data(), "seg/labels": data(offset=1)}
+    path = write(writer, tmp_path / name, arrays)
+    with pytest.raises(ValueError, match="does not exist") as info:
+        bio.open_array(path, missing)
+    message = str(info.value)
+    assert repr(missing) in message and repr(str(path)) in message
+    assert "'raw'" in message and "'seg/labels'" in message
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+@pytest.mark.parametrize("group", ["seg", "", "/"])
+def test_open_array_internal_path_naming_a_group(tmp_path, writer, name, fmt, group):
+    path = write(writer, tmp_path / name, {"seg/labels": data()})
+    with pytest.raises(ValueError, match=r"is a group, not an array.*'seg/labels'"):
+        bio.open_array(path, group)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_array_root_array_with_a_key(tmp_path, zarr_format):
+    path = write_zarr(tmp_path / "c.zarr", {"": data()}, zarr_format)
+    with pytest.raises(ValueError, match=r"'x' does not exist.*single array.*''"):
+        bio.open_array(path, "x")
+
+
+def test_open_array_rejects_non_string_internal_path(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {"data": data()})
+    with pytest.raises(TypeError, match="internal_path"):
+        bio.open_array(path, 0)
+
+
+def test_open_array_many_arrays_listing_is_cut_short(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {f"a{i:03d}": data((2,)) for i in range(50)})
+    with pytest.raises(ValueError, match=r"50 arrays.*'a000'.*and 30 more"):
+        bio.open_array(path)
+
+
+def test_open_array_closes_the_file_on_error(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {"a": data(), "b": data()})
+    with pytest.raises(ValueError):
+        bio.open_array(path)
+    with pytest.raises(ValueError):
+        bio.open_array(path, "nope")
+    # a file still held open read-only by this process could not be truncated
+    with h5py.File(path, "w"):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# open_array: formats, files and modes
+
+
+def test_open_array_format_overrides_the_extension(tmp_path):
+    write_h5(tmp_path / "volume.bin", {"x": data()})
+    array, key, fmt = bio.open_array(tmp_path / "volume.bin", format="HDF5")
+    assert isinstance(array, h5py.Dataset)
+    assert (key, fmt) == ("x", "hdf5")
+
+
+def test_open_array_returns_peer_array_types(tmp_path):
+    assert isinstance(bio.open_array(write_zarr(tmp_path / "a.zarr", {"x": data()}, 3))[0],
+                      zarr.Array)
+    assert isinstance(bio.open_array(write_n5(tmp_path / "a.n5", {"x": data()}))[0],
+                      z5py.dataset.Dataset)
+    assert isinstance(bio.open_array(write_h5(tmp_path / "a.h5", {"x": data()}))[0],
+                      h5py.Dataset)
+
+
+@pytest.mark.parametrize("mode", ["a", "w", "r+"])
+def test_open_array_unknown_format_fails_up_front(tmp_path, mode):
+    with pytest.raises(ValueError, match=r"^Unknown or unavailable format 'mrc'.*'hdf5'"):
+        bio.open_array(tmp_path / "c.h5", format="mrc", mode=mode)
+    with pytest.raises(ValueError, match=r"^Could not infer"):
+        bio.open_array(tmp_path / "c.mrc", mode=mode)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["c.zarr", "c.n5", "c.h5"])
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_open_array_missing_file(tmp_path, name, mode):
+    path = tmp_path / name
+    with pytest.raises(FileNotFoundError, match=str(path)):
+        bio.open_array(path, "data", mode=mode)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+def test_open_array_mode_r_is_read_only(tmp_path, writer, name, fmt):
+    path = write(writer, tmp_path / name, {"data": data()})
+    array, _, _ = bio.open_array(path)
+    if fmt == "zarr":
+        assert array.read_only
+    elif fmt == "hdf5":
+        assert array.file.mode == "r"
+    with pytest.raises(Exception):
+        array[0, 0] = 42
+    np.testing.assert_array_equal(read_back(path, fmt, "data"), data())
+
+
+@pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
+@pytest.mark.parametrize("mode", ["r+", "a"])
+def test_open_array_writes_are_visible_to_the_peer_library(tmp_path, writer, name, fmt, mode):
+    path = write(writer, tmp_path / name, {"raw": data(), "seg/labels": data(offset=3)})
+    array, key, _ = bio.open_array(path, "seg/labels", mode=mode)
+    array[1:3, 2:5] = 999
+    if fmt == "hdf5":
+        array.file.close()
+    expected = data(offset=3)
+    expected[1:3, 2:5] = 999
+    np.testing.assert_array_equal(read_back(path, fmt, key), expected)
+    np.testing.assert_array_equal(read_back(path, fmt, "raw"), data())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_array_mode_w_creates_a_zarr_root_array_from_kwargs(tmp_path, zarr_format):
+    path = write_zarr(tmp_path / "c.zarr", {"old": data()}, zarr_format)
+    array, key, fmt = bio.open_array(path, mode="w", shape=(3, 5), dtype="float32",
+                                     zarr_format=zarr_format)
+    assert (key, fmt) == ("", "zarr")
+    array[...] = 1.5
+    reopened = zarr.open(str(path), mode="r")
+    assert isinstance(reopened, zarr.Array) and reopened.dtype == np.float32
+    np.testing.assert_array_equal(reopened[...], np.full((3, 5), 1.5, "float32"))
+
+
+def test_open_array_mode_w_truncates_like_h5py(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {"data": data()})
+    with pytest.raises(ValueError, match="no arrays"):
+        bio.open_array(path, mode="w")
+    with h5py.File(path, "r") as f:
+        assert list(f.keys()) == []
+
+
+def test_open_array_passes_kwargs_to_the_open_call(tmp_path):
+    path = write_h5(tmp_path / "c.h5", {"data": data()})
+    array, key, fmt = bio.open_array(path, driver="core", backing_store=False)
+    assert array.file.driver == "core"
+    np.testing.assert_array_equal(array[...], data())
+    array.file.close()
+
+
+def test_open_array_accepts_pathlike_and_string(tmp_path):
+    path = write_n5(tmp_path / "c.n5", {"x": data()})
+    for given in (path, str(path), str(path) + "/"):
+        _, key, fmt = bio.open_array(given)
+        assert (key, fmt) == ("x", "n5")
