@@ -35,3 +35,165 @@ def slice_to_start_stop(s: slice, size: int) -> tuple[int, int]:
 
 def int_to_start_stop(i: int, size: int) -> tuple[int, int]:
     """``(start, start + 1)`` for an integer index on an axis of ``size``; negatives wrap."""
+
+# --- blocking -----------------------------------------------------------------------------------
+# Re-exported by `bioimage_py.blocking`. Coordinates are non-negative ints: a negative entry
+# raises ValueError, an int beyond 64 bits OverflowError.
+
+from collections.abc import Iterator, Sequence
+
+class Block:
+    """A box ``begin:end`` of an array (half-open per axis), with ``shape = end - begin``.
+
+    Coordinates are lists of ints, not slices: ``bioimage_py.util.to_roi(block)`` gives the
+    slices. Immutable, hashable, comparable with ``==`` and picklable.
+    """
+
+    def __new__(cls, begin: Sequence[int], end: Sequence[int]) -> Block:
+        """Raises ValueError if the lengths differ or ``begin > end`` on an axis."""
+    @property
+    def begin(self) -> list[int]:
+        """First corner (inclusive)."""
+    @property
+    def end(self) -> list[int]:
+        """Last corner (exclusive)."""
+    @property
+    def shape(self) -> list[int]:
+        """Extent per axis, ``end - begin``."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class BlockWithHalo:
+    """A block with context: read ``outer_block``, compute, and write the crop
+    ``result[to_roi(inner_block_local)]`` to ``inner_block``.
+
+    Immutable, hashable, comparable with ``==`` and picklable.
+    """
+
+    def __new__(
+        cls, outer_block: Block, inner_block: Block, inner_block_local: Block
+    ) -> BlockWithHalo: ...
+    @property
+    def outer_block(self) -> Block:
+        """The region to read: the block grown by the halo, clipped to the array (not the roi)."""
+    @property
+    def inner_block(self) -> Block:
+        """The region to write: the block itself; inner blocks never overlap."""
+    @property
+    def inner_block_local(self) -> Block:
+        """``inner_block`` in coordinates relative to ``outer_block.begin``."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Blocking:
+    """A tiling of an array of ``shape`` (or of its sub-region ``roi_begin:roi_end``) into blocks
+    of ``block_shape``.
+
+    Blocks start at ``roi_begin``; those at the upper edge are clipped to ``roi_end``. Block ids
+    number the block grid in C order (last axis fastest). Iterating yields every ``Block`` in id
+    order; ``len()`` is the number of blocks. Immutable, hashable, comparable with ``==`` and
+    picklable (it pickles as its constructor arguments).
+
+    Args:
+        shape: shape of the whole array (entries may be 0: no blocks then).
+        block_shape: shape of a block; entries must be positive.
+        roi_begin: first corner of the region to tile; default the origin.
+        roi_end: exclusive upper corner of the region to tile; default ``shape``.
+
+    Raises:
+        ValueError: lengths differ, a negative entry, a zero ``block_shape`` entry,
+            ``roi_begin > roi_end`` or ``roi_end > shape`` on an axis.
+    """
+
+    def __new__(
+        cls,
+        shape: Sequence[int],
+        block_shape: Sequence[int],
+        roi_begin: Sequence[int] | None = None,
+        roi_end: Sequence[int] | None = None,
+    ) -> Blocking: ...
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the whole array."""
+    @property
+    def block_shape(self) -> tuple[int, ...]:
+        """Shape of a (non-edge) block."""
+    @property
+    def roi_begin(self) -> tuple[int, ...]:
+        """First corner of the tiled region."""
+    @property
+    def roi_end(self) -> tuple[int, ...]:
+        """Exclusive upper corner of the tiled region."""
+    @property
+    def blocks_per_axis(self) -> tuple[int, ...]:
+        """Number of blocks along each axis: ``ceil((roi_end - roi_begin) / block_shape)``."""
+    @property
+    def number_of_blocks(self) -> int:
+        """Total number of blocks (0 for an empty region, 1 for a 0-d array)."""
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Block]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def block_grid_position(self, block_id: int) -> tuple[int, ...]:
+        """Grid position (C order) of block ``block_id``.
+
+        Raises:
+            ValueError: ``block_id`` is negative or ``>= number_of_blocks``.
+        """
+    def block_id(self, grid_position: Sequence[int]) -> int:
+        """Id of the block at ``grid_position``.
+
+        Raises:
+            ValueError: wrong length, or a position outside ``blocks_per_axis``.
+        """
+    def get_block(self, block_id: int) -> Block:
+        """The block ``block_id``: ``roi_begin + position * block_shape``, clipped to ``roi_end``.
+
+        Raises:
+            ValueError: ``block_id`` is negative or ``>= number_of_blocks``.
+        """
+    def get_block_with_halo(self, block_id: int, halo: Sequence[int]) -> BlockWithHalo:
+        """Block ``block_id`` with ``halo[axis]`` voxels of context on both sides of each axis.
+
+        The outer block is clipped to the array (context outside the roi is still read); a halo
+        larger than the array is fine.
+
+        Raises:
+            ValueError: ``block_id`` out of range, or ``halo`` of the wrong length or negative.
+        """
+    def get_block_ids_in_region(self, begin: Sequence[int], end: Sequence[int]) -> list[int]:
+        """Ids (ascending) of the blocks that intersect the region ``begin:end``.
+
+        The region may reach beyond the roi or the array; a region empty on any axis
+        (``begin >= end``) intersects no block.
+
+        Raises:
+            ValueError: ``begin``/``end`` of the wrong length or negative.
+        """
+
+def blocks_align_with_chunks(blocking: Blocking, chunks: Sequence[int]) -> bool:
+    """Whether every chunk of an output of shape ``blocking.shape`` and chunk shape ``chunks``
+    is written by at most one block, so blocks can be written in parallel without locking.
+
+    Exact: true iff every internal block boundary (``roi_begin + k * block_shape``,
+    ``0 < k < blocks_per_axis``) is a multiple of the chunk shape. Clipped edge blocks, and a roi
+    that starts or ends inside a chunk, are fine.
+
+    Raises:
+        ValueError: ``chunks`` of the wrong length, or an entry that is not positive.
+    """
+
+def group_blocks_by_shards(
+    blocking: Blocking, shard_shapes: Sequence[Sequence[int]]
+) -> list[list[int]]:
+    """Group block ids so that every shard of each output is written by exactly one group.
+
+    ``shard_shapes`` holds one shard shape per output (outputs have ``blocking.shape``). Blocks
+    touching a common shard of any output share a group, transitively, so a block straddling a
+    shard boundary merges its neighbours. Every block is in exactly one group; ids ascend within
+    a group, and groups are ordered by their first id. With no outputs, every block is its own
+    group.
+
+    Raises:
+        ValueError: a shard shape of the wrong length, or an entry that is not positive.
+    """
