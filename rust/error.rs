@@ -15,7 +15,9 @@ pub enum Error {
     )]
     InvalidIndexType(String),
     /// A slice step other than 1.
-    #[error("slice step {step} on axis {axis} is not supported: only steps of 1 (or None) are valid")]
+    #[error(
+        "slice step {step} on axis {axis} is not supported: only steps of 1 (or None) are valid"
+    )]
     UnsupportedStep { step: i64, axis: usize },
     /// More than one `...` in an index.
     #[error("an index can only have a single ellipsis ('...')")]
