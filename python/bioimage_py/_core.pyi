@@ -4,6 +4,7 @@ The extension is the hot path: index normalization and blocking math (and, later
 Everything here takes and returns plain Python / numpy objects.
 """
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 # --- errors -------------------------------------------------------------------------------------
@@ -40,7 +41,6 @@ def int_to_start_stop(i: int, size: int) -> tuple[int, int]:
 # Re-exported by `bioimage_py.blocking`. Coordinates are non-negative ints: a negative entry
 # raises ValueError, an int beyond 64 bits OverflowError.
 
-from collections.abc import Iterator, Sequence
 
 class Block:
     """A box ``begin:end`` of an array (half-open per axis), with ``shape = end - begin``.
