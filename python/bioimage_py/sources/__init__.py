@@ -1,0 +1,53 @@
+"""Array-like sources: numpy basic indexing over numpy, zarr, z5py, HDF5 and other volumes.
+
+``as_source(obj)`` wraps an array handle; ``open_source(path)`` opens a file; every source can
+describe itself as a ``SourceSpec`` so worker processes reopen it (``from_spec``).
+``CloudVolumeSource`` / ``open_cloudvolume`` and ``WebKnossosSource`` / ``open_webknossos`` live in
+their own modules, imported on first use (they pull in heavy dependencies).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from bioimage_py.sources.array import ArraySource
+from bioimage_py.sources.base import Source, SourceSpec
+from bioimage_py.sources.convert import SourceLike, as_source, from_spec, register_source
+from bioimage_py.sources.file import FileSource, open_source
+
+__all__ = [
+    "ArraySource",
+    "CloudVolumeSource",
+    "FileSource",
+    "Source",
+    "SourceLike",
+    "SourceSpec",
+    "WebKnossosSource",
+    "as_source",
+    "from_spec",
+    "open_cloudvolume",
+    "open_source",
+    "open_webknossos",
+    "register_source",
+]
+
+# Names provided by modules with heavy optional dependencies, imported on first access.
+_LAZY_NAMES = {
+    "CloudVolumeSource": "bioimage_py.sources.cloudvolume",
+    "open_cloudvolume": "bioimage_py.sources.cloudvolume",
+    "WebKnossosSource": "bioimage_py.sources.webknossos",
+    "open_webknossos": "bioimage_py.sources.webknossos",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

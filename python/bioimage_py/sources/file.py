@@ -1,0 +1,145 @@
+"""``FileSource`` and ``open_source``: a source opened from a file, knowing how to reopen itself."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bioimage_py.sources.array import ArraySource
+from bioimage_py.sources.base import SourceSpec
+
+__all__ = ["FileSource", "open_source"]
+
+# Modes that create or truncate: a worker reopening the file must not wipe what was written.
+_CREATING_MODES = frozenset({"w", "w-", "x"})
+
+
+class FileSource(ArraySource):
+    """An ``ArraySource`` over an array opened from a file, recording how to reopen it.
+
+    Usually made by ``open_source`` (or ``as_source`` for an h5py dataset).
+
+    Args:
+        array: the opened array object (zarr array, h5py or z5py dataset, reader object).
+        path: the file or container on disk.
+        internal_path: the array's key inside the file.
+        format: the format name of the ``bioimage_py.io`` registry (``"zarr"``, ``"hdf5"``, ...).
+        mode: the mode the file was opened with.
+        open_kwargs: further keyword arguments ``open_source`` passed to the opener.
+        writable: whether assignments are allowed; writing otherwise raises ``TypeError``.
+    """
+
+    def __init__(
+        self,
+        array: Any,
+        *,
+        path: str | os.PathLike[str],
+        internal_path: str | None,
+        format: str,
+        mode: str = "r",
+        open_kwargs: dict[str, Any] | None = None,
+        writable: bool = False,
+    ) -> None:
+        super().__init__(array)
+        self._path = os.fspath(path)
+        self._internal_path = internal_path
+        self._format = format
+        self._mode = mode
+        self._open_kwargs = dict(open_kwargs or {})
+        self._writable = bool(writable)
+
+    @property
+    def path(self) -> str:
+        """The file or container the array was opened from."""
+        return self._path
+
+    @property
+    def internal_path(self) -> str | None:
+        """The array's key inside the file."""
+        return self._internal_path
+
+    @property
+    def format(self) -> str:
+        """The format name (see ``bioimage_py.io.supported_formats()``)."""
+        return self._format
+
+    @property
+    def mode(self) -> str:
+        """The mode the file was opened with."""
+        return self._mode
+
+    @property
+    def open_kwargs(self) -> dict[str, Any]:
+        """Further keyword arguments of the opener (a copy)."""
+        return dict(self._open_kwargs)
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def to_spec(self) -> SourceSpec:
+        """Kind ``"file"``: ``params = {"format", "mode", **open_kwargs}``.
+
+        A file opened with a creating mode (``"w"``, ``"w-"``, ``"x"``) is recorded as ``"r+"``,
+        so that reopening it in a worker does not truncate it.
+        """
+        mode = "r+" if self._mode in _CREATING_MODES else self._mode
+        return SourceSpec(
+            kind="file",
+            path=self._path,
+            internal_path=self._internal_path,
+            params={"format": self._format, "mode": mode, **self._open_kwargs},
+        )
+
+    @staticmethod
+    def reopen(spec: SourceSpec) -> FileSource:
+        """Open a ``"file"`` spec again with ``open_source`` and the recorded arguments."""
+        params = dict(spec.params)
+        format = params.pop("format", None)
+        mode = params.pop("mode", "r")
+        return open_source(spec.path, spec.internal_path, format=format, mode=mode, **params)
+
+    def _repr_fields(self) -> list[str]:
+        fields = [f"path={self._path!r}", f"internal_path={self._internal_path!r}"]
+        fields += [f"format={self._format!r}", f"mode={self._mode!r}"]
+        return [*fields, *super()._repr_fields()]
+
+
+def open_source(
+    path: str | os.PathLike[str],
+    internal_path: str | None = None,
+    format: str | None = None,
+    mode: str = "r",
+    **kwargs: Any,
+) -> FileSource:
+    """Open an array in a file as a ``FileSource``.
+
+    Args:
+        path: the file or container; its extension selects the format unless ``format`` is given.
+        internal_path: the array inside the file; defaults to the format's natural key and is
+            required for containers holding several arrays.
+        format: a format name of the ``bioimage_py.io`` registry, overriding the extension.
+        mode: ``"r"`` (read-only, default), or ``"r+"``, ``"a"``, ``"w"`` for the writable
+            formats (zarr, n5, hdf5).
+        **kwargs: passed on to the format's opener and recorded in the spec.
+
+    Raises:
+        ValueError: an unknown or unavailable format (listing the supported ones); a missing
+            ``internal_path`` for a container of several arrays (listing them).
+    """
+    from bioimage_py import io
+
+    path = os.fspath(path)
+    if "://" not in path:  # a local path: absolute, so workers with another cwd find it too
+        path = os.path.abspath(path)
+    array, internal_path, format = io.open_array(
+        path, internal_path=internal_path, format=format, mode=mode, **kwargs
+    )
+    return FileSource(
+        array,
+        path=path,
+        internal_path=internal_path,
+        format=format,
+        mode=mode,
+        open_kwargs=kwargs,
+        writable=io.is_writable_format(format) and mode != "r",
+    )
