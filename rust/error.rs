@@ -25,6 +25,28 @@ pub enum Error {
     /// More non-ellipsis entries than the array has axes.
     #[error("too many indices: the array has {ndim} dimension(s) but {given} were indexed")]
     TooManyIndices { given: usize, ndim: usize },
+    /// A file-system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Array metadata that cannot be parsed or is not supported.
+    #[error("{path}: {reason}")]
+    Metadata { path: String, reason: String },
+    /// A stored chunk that cannot be decoded (truncated, corrupt, wrong size).
+    #[error("chunk {chunk:?} of {array} is corrupt: {reason}")]
+    CorruptChunk {
+        array: String,
+        chunk: Vec<u64>,
+        reason: String,
+    },
+    /// A chunk that is not stored, read from an array opened with missing chunks as errors.
+    #[error(
+        "chunk {chunk:?} of {array} is not stored (this array treats missing chunks as errors)"
+    )]
+    MissingChunk { array: String, chunk: Vec<u64> },
     /// An argument with an invalid value (shapes, block shapes, halos, block ids, ...).
     #[error("{0}")]
     InvalidArgument(String),
@@ -43,6 +65,16 @@ impl fmt::Display for Int {
         match self {
             Int::Small(value) => write!(f, "{value}"),
             Int::Big(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
         }
     }
 }

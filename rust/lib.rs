@@ -3,8 +3,13 @@
 //! `python` feature (maturin turns it on).
 
 pub mod blocking;
+pub mod chunk_cache;
+pub mod chunked;
+pub mod dtype;
 pub mod error;
+pub mod fs;
 pub mod index;
+pub mod thread_pool;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,8 +1,9 @@
 //! The one conversion of core errors into Python exceptions, by category: bounds ->
-//! `IndexOutOfRangeError` (both `IndexError` and `ValueError`), bad arguments -> `ValueError` or
-//! `TypeError`.
+//! `IndexOutOfRangeError` (both `IndexError` and `ValueError`), bad arguments or metadata ->
+//! `ValueError` or `TypeError`, I/O and corrupt chunks -> `OSError` (`FileNotFoundError` for
+//! missing files and chunks).
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyIndexError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -43,8 +44,14 @@ pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
             None => PyIndexError::new_err(message),
         },
         Error::InvalidIndexType(_) | Error::TooManyIndices { .. } => PyTypeError::new_err(message),
-        Error::UnsupportedStep { .. } | Error::MultipleEllipsis | Error::InvalidArgument(_) => {
-            PyValueError::new_err(message)
+        Error::UnsupportedStep { .. }
+        | Error::MultipleEllipsis
+        | Error::InvalidArgument(_)
+        | Error::Metadata { .. } => PyValueError::new_err(message),
+        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(message)
         }
+        Error::MissingChunk { .. } => PyFileNotFoundError::new_err(message),
+        Error::Io { .. } | Error::CorruptChunk { .. } => PyOSError::new_err(message),
     }
 }

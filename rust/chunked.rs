@@ -1,0 +1,440 @@
+//! Chunked arrays: the one interface the native formats (zarr, N5, later HDF5) implement at
+//! chunk granularity, and the format-agnostic region read/write on top of it — parallel over
+//! chunks, through a bounded decoded-chunk cache, with the GIL released by the caller.
+//!
+//! Vocabulary (zarr-python's): a region is one `start..stop` per axis; a chunk is addressed by
+//! its grid coordinates; a chunk's region is clipped to the array, so edge chunks are smaller.
+//! Chunk buffers hold the clipped region in C order, native byte order.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::chunk_cache::ChunkCache;
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::thread_pool::thread_pool;
+
+/// A chunked array on some storage. Implementations must be safe to call from many threads.
+pub trait ChunkedArray: Send + Sync {
+    /// Where the array lives, for messages (path on disk plus key).
+    fn describe(&self) -> String;
+    fn shape(&self) -> &[u64];
+    fn dtype(&self) -> DataType;
+    /// The read/write granularity: a zarr (inner) chunk, an N5 block.
+    fn chunk_shape(&self) -> &[u64];
+    /// The shard shape of a sharded array (zarr v3 sharding), else `None`.
+    fn shard_shape(&self) -> Option<&[u64]> {
+        None
+    }
+    /// One element of the fill value, native byte order (`dtype().size()` bytes).
+    fn fill_value(&self) -> &[u8];
+    /// Decodes chunk `chunk` into `out` (its clipped region, C order). `Ok(false)`, with `out`
+    /// untouched, when the chunk is not stored. Corrupt data is an error naming the chunk.
+    fn read_chunk(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool>;
+    /// Stores chunk `chunk` from `data` (its clipped region, C order), atomically.
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()>;
+    /// Whether chunk `chunk` is stored.
+    fn chunk_exists(&self, chunk: &[u64]) -> Result<bool>;
+
+    /// Writes `data` (C order, native byte order) into `region`. Formats whose storage unit is
+    /// one chunk implement it as `write_region_by_chunks(self, region, data)`; those with larger
+    /// units (shards) write each unit once.
+    fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()>;
+}
+
+/// How a missing chunk reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingChunks {
+    /// As the fill value (zarr's and N5's convention).
+    Fill,
+    /// As an error naming the chunk.
+    Error,
+}
+
+/// The part of one chunk a region touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkSelection {
+    /// Grid coordinates of the chunk.
+    pub chunk_coords: Vec<u64>,
+    /// The chunk's region in the array, clipped to the array.
+    pub chunk_region: Vec<Range<u64>>,
+    /// The touched part, relative to the chunk's region.
+    pub chunk_selection: Vec<Range<u64>>,
+    /// The touched part, relative to the region being read or written.
+    pub out_selection: Vec<Range<u64>>,
+}
+
+impl ChunkSelection {
+    /// Whether the region covers the whole (clipped) chunk.
+    pub fn is_complete_chunk(&self) -> bool {
+        self.chunk_selection
+            .iter()
+            .zip(&self.chunk_region)
+            .all(|(sel, region)| sel.start == 0 && sel.end == region.end - region.start)
+    }
+}
+
+/// Checks that `region` lies inside `shape`.
+pub fn check_region(region: &[Range<u64>], shape: &[u64], what: &dyn Fn() -> String) -> Result<()> {
+    if region.len() != shape.len() {
+        return Err(Error::InvalidArgument(format!(
+            "region {region:?} has {} axes but {} has {}",
+            region.len(),
+            what(),
+            shape.len()
+        )));
+    }
+    if let Some((axis, r)) = region
+        .iter()
+        .enumerate()
+        .find(|(axis, r)| r.start > r.end || r.end > shape[*axis])
+    {
+        return Err(Error::InvalidArgument(format!(
+            "region {r:?} on axis {axis} is outside {} of shape {shape:?}",
+            what()
+        )));
+    }
+    Ok(())
+}
+
+/// The chunks a region touches, in C order of their grid coordinates.
+pub fn chunk_selections(
+    region: &[Range<u64>],
+    shape: &[u64],
+    chunk_shape: &[u64],
+) -> Vec<ChunkSelection> {
+    if region.iter().any(|r| r.start >= r.end) {
+        return Vec::new();
+    }
+    let grid_ranges: Vec<Range<u64>> = region
+        .iter()
+        .zip(chunk_shape)
+        .map(|(r, &c)| r.start / c..(r.end - 1) / c + 1)
+        .collect();
+    let mut selections = Vec::new();
+    let mut coords: Vec<u64> = grid_ranges.iter().map(|r| r.start).collect();
+    loop {
+        let mut selection = ChunkSelection {
+            chunk_coords: coords.clone(),
+            chunk_region: Vec::with_capacity(coords.len()),
+            chunk_selection: Vec::with_capacity(coords.len()),
+            out_selection: Vec::with_capacity(coords.len()),
+        };
+        for axis in 0..coords.len() {
+            let begin = coords[axis] * chunk_shape[axis];
+            let end = (begin + chunk_shape[axis]).min(shape[axis]);
+            let touched = region[axis].start.max(begin)..region[axis].end.min(end);
+            selection.chunk_region.push(begin..end);
+            selection
+                .chunk_selection
+                .push(touched.start - begin..touched.end - begin);
+            selection
+                .out_selection
+                .push(touched.start - region[axis].start..touched.end - region[axis].start);
+        }
+        selections.push(selection);
+        // Advance the grid coordinates like an odometer, last axis fastest.
+        let mut axis = coords.len();
+        loop {
+            if axis == 0 {
+                return selections;
+            }
+            axis -= 1;
+            coords[axis] += 1;
+            if coords[axis] < grid_ranges[axis].end {
+                break;
+            }
+            coords[axis] = grid_ranges[axis].start;
+        }
+    }
+}
+
+/// Number of elements of a region.
+pub fn region_len(region: &[Range<u64>]) -> usize {
+    region.iter().map(|r| (r.end - r.start) as usize).product()
+}
+
+fn region_shape(region: &[Range<u64>]) -> Vec<u64> {
+    region.iter().map(|r| r.end - r.start).collect()
+}
+
+/// Copies the box `src_sel` of a C-order array of `src_shape` into the box `dst_sel` (same
+/// extent) of a C-order array of `dst_shape`, element size `itemsize`, by contiguous runs.
+///
+/// # Safety
+/// `src` must be valid for reads of `product(src_shape) * itemsize` bytes, `dst` for writes of
+/// `product(dst_shape) * itemsize` bytes, both selections inside their shapes, and no other
+/// thread may access the destination box concurrently.
+pub unsafe fn copy_box(
+    src: *const u8,
+    src_shape: &[u64],
+    src_sel: &[Range<u64>],
+    dst: *mut u8,
+    dst_shape: &[u64],
+    dst_sel: &[Range<u64>],
+    itemsize: usize,
+) {
+    let ndim = src_shape.len();
+    if ndim == 0 {
+        std::ptr::copy_nonoverlapping(src, dst, itemsize);
+        return;
+    }
+    if src_sel.iter().any(|r| r.start >= r.end) {
+        return;
+    }
+    // Merge trailing axes that are copied whole in both arrays into one contiguous run.
+    let mut run_axis = ndim - 1;
+    let mut run = (src_sel[run_axis].end - src_sel[run_axis].start) as usize;
+    while run_axis > 0
+        && src_sel[run_axis].start == 0
+        && src_sel[run_axis].end == src_shape[run_axis]
+        && dst_sel[run_axis].start == 0
+        && dst_sel[run_axis].end == dst_shape[run_axis]
+    {
+        run_axis -= 1;
+        run *= (src_sel[run_axis].end - src_sel[run_axis].start) as usize;
+    }
+    let strides = |shape: &[u64]| {
+        let mut strides = vec![itemsize; ndim];
+        for axis in (0..ndim - 1).rev() {
+            strides[axis] = strides[axis + 1] * shape[axis + 1] as usize;
+        }
+        strides
+    };
+    let (src_strides, dst_strides) = (strides(src_shape), strides(dst_shape));
+    let run_bytes = run * itemsize;
+    let outer = &src_sel[..run_axis];
+    let mut counter = vec![0u64; run_axis];
+    loop {
+        let mut src_offset = src_sel[run_axis].start as usize * src_strides[run_axis];
+        let mut dst_offset = dst_sel[run_axis].start as usize * dst_strides[run_axis];
+        for axis in 0..run_axis {
+            src_offset += (src_sel[axis].start + counter[axis]) as usize * src_strides[axis];
+            dst_offset += (dst_sel[axis].start + counter[axis]) as usize * dst_strides[axis];
+        }
+        std::ptr::copy_nonoverlapping(src.add(src_offset), dst.add(dst_offset), run_bytes);
+        let mut axis = run_axis;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            counter[axis] += 1;
+            if counter[axis] < outer[axis].end - outer[axis].start {
+                break;
+            }
+            counter[axis] = 0;
+        }
+    }
+}
+
+/// A raw output pointer shared by the parallel chunk loop.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut u8);
+// SAFETY: each parallel task writes only its chunk's `out_selection`, and the selections of
+// distinct chunks are disjoint boxes of the output, so no two threads write the same byte.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Fills a buffer with one repeated element.
+fn fill_with(out: &mut [u8], element: &[u8]) {
+    if element.iter().all(|&b| b == 0) {
+        out.fill(0);
+    } else {
+        out.chunks_exact_mut(element.len())
+            .for_each(|e| e.copy_from_slice(element));
+    }
+}
+
+/// The decoded data of one chunk: from the cache, else read (and cached), else `None` when
+/// it is not stored.
+fn decoded_chunk(
+    array: &dyn ChunkedArray,
+    cache: Option<&ChunkCache>,
+    selection: &ChunkSelection,
+) -> Result<Option<Arc<Vec<u8>>>> {
+    if let Some(hit) = cache.and_then(|c| c.get(&selection.chunk_coords)) {
+        return Ok(Some(hit));
+    }
+    let mut buffer = vec![0u8; region_len(&selection.chunk_region) * array.dtype().size()];
+    if !array.read_chunk(&selection.chunk_coords, &mut buffer)? {
+        return Ok(None);
+    }
+    let buffer = Arc::new(buffer);
+    if let Some(cache) = cache {
+        cache.insert(selection.chunk_coords.clone(), Arc::clone(&buffer));
+    }
+    Ok(Some(buffer))
+}
+
+/// Reads `region` of `array` into `out` (C order, native byte order), decoding the touched
+/// chunks in parallel. Missing chunks read as the fill value or fail, per `missing`.
+pub fn read_region_into(
+    array: &dyn ChunkedArray,
+    cache: Option<&ChunkCache>,
+    missing: MissingChunks,
+    region: &[Range<u64>],
+    out: &mut [u8],
+) -> Result<()> {
+    check_region(region, array.shape(), &|| array.describe())?;
+    let itemsize = array.dtype().size();
+    if out.len() != region_len(region) * itemsize {
+        return Err(Error::InvalidArgument(format!(
+            "output buffer of {} bytes does not fit region {region:?} of {}",
+            out.len(),
+            array.describe()
+        )));
+    }
+    let selections = chunk_selections(region, array.shape(), array.chunk_shape());
+    let out_shape = region_shape(region);
+    let shared = SharedOut(out.as_mut_ptr());
+    let read_one = |selection: &ChunkSelection| -> Result<()> {
+        let chunk_shape = region_shape(&selection.chunk_region);
+        let data = decoded_chunk(array, cache, selection)?;
+        let data = match (data, missing) {
+            (Some(data), _) => data,
+            (None, MissingChunks::Fill) => {
+                let mut filled = vec![0u8; region_len(&selection.chunk_region) * itemsize];
+                fill_with(&mut filled, array.fill_value());
+                Arc::new(filled)
+            }
+            (None, MissingChunks::Error) => {
+                return Err(Error::MissingChunk {
+                    array: array.describe(),
+                    chunk: selection.chunk_coords.clone(),
+                })
+            }
+        };
+        let out = shared;
+        // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape` elements
+        // (checked above); the selections are inside both; distinct chunks write disjoint
+        // boxes of `out` (see `SharedOut`).
+        unsafe {
+            copy_box(
+                data.as_ptr(),
+                &chunk_shape,
+                &selection.chunk_selection,
+                out.0,
+                &out_shape,
+                &selection.out_selection,
+                itemsize,
+            );
+        }
+        Ok(())
+    };
+    if selections.len() == 1 {
+        return read_one(&selections[0]);
+    }
+    thread_pool().install(|| selections.par_iter().try_for_each(read_one))
+}
+
+/// Writes `data` (C order, native byte order, the region's shape) into `region`, one whole
+/// chunk at a time: complete chunks without reading them, partial ones read-modify-write.
+pub fn write_region_by_chunks(
+    array: &dyn ChunkedArray,
+    region: &[Range<u64>],
+    data: &[u8],
+) -> Result<()> {
+    check_region(region, array.shape(), &|| array.describe())?;
+    let itemsize = array.dtype().size();
+    if data.len() != region_len(region) * itemsize {
+        return Err(Error::InvalidArgument(format!(
+            "data of {} bytes does not fit region {region:?} of {}",
+            data.len(),
+            array.describe()
+        )));
+    }
+    let selections = chunk_selections(region, array.shape(), array.chunk_shape());
+    let data_shape = region_shape(region);
+    let write_one = |selection: &ChunkSelection| -> Result<()> {
+        let chunk_shape = region_shape(&selection.chunk_region);
+        let mut buffer = vec![0u8; region_len(&selection.chunk_region) * itemsize];
+        if !selection.is_complete_chunk()
+            && !array.read_chunk(&selection.chunk_coords, &mut buffer)?
+        {
+            fill_with(&mut buffer, array.fill_value());
+        }
+        // SAFETY: `data` holds `data_shape` elements (checked above), `buffer` the chunk's
+        // clipped region; both selections lie inside their arrays; `buffer` is local.
+        unsafe {
+            copy_box(
+                data.as_ptr(),
+                &data_shape,
+                &selection.out_selection,
+                buffer.as_mut_ptr(),
+                &chunk_shape,
+                &selection.chunk_selection,
+                itemsize,
+            );
+        }
+        array.write_chunk(&selection.chunk_coords, &buffer)
+    };
+    if selections.len() == 1 {
+        return write_one(&selections[0]);
+    }
+    thread_pool().install(|| selections.par_iter().try_for_each(write_one))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_tile_the_region() {
+        let selections = chunk_selections(&[3..10, 0..5], &[10, 5], &[4, 3]);
+        let coords: Vec<_> = selections.iter().map(|s| s.chunk_coords.clone()).collect();
+        assert_eq!(
+            coords,
+            vec![
+                vec![0, 0],
+                vec![0, 1],
+                vec![1, 0],
+                vec![1, 1],
+                vec![2, 0],
+                vec![2, 1]
+            ]
+        );
+        let last = &selections[5];
+        assert_eq!(last.chunk_region, vec![8..10, 3..5]);
+        assert_eq!(last.chunk_selection, vec![0..2, 0..2]);
+        assert_eq!(last.out_selection, vec![5..7, 3..5]);
+        assert!(last.is_complete_chunk());
+        assert!(!selections[0].is_complete_chunk());
+        assert!(chunk_selections(&[3..3, 0..5], &[10, 5], &[4, 3]).is_empty());
+    }
+
+    #[test]
+    fn copy_box_matches_naive_indexing() {
+        let src_shape = [4u64, 5, 6];
+        let src: Vec<u16> = (0..120).collect();
+        let dst_shape = [3u64, 4, 7];
+        let mut dst = vec![0u16; 84];
+        // The same 2 x 4 x 4 extent in both.
+        let src_sel = [1..3, 0..4, 2..6];
+        let dst_sel = [0..2, 0..4, 3..7];
+        // SAFETY: both buffers match their shapes and the selections lie inside them.
+        unsafe {
+            copy_box(
+                src.as_ptr().cast(),
+                &src_shape,
+                &src_sel,
+                dst.as_mut_ptr().cast(),
+                &dst_shape,
+                &dst_sel,
+                2,
+            );
+        }
+        for z in 0..2 {
+            for y in 0..4 {
+                for x in 0..4 {
+                    let s = src[((1 + z) * 5 + y) * 6 + 2 + x];
+                    let d = dst[(z * 4 + y) * 7 + 3 + x];
+                    assert_eq!(s, d);
+                }
+            }
+        }
+        assert_eq!(dst.iter().filter(|&&v| v != 0).count(), 32);
+    }
+}
