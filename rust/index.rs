@@ -5,7 +5,16 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Int, Result};
+
+/// Inline capacity of per-axis vectors: volumes rarely have more than 6 axes, and the hot path
+/// (one call per block read) then allocates nothing.
+pub const INLINE_AXES: usize = 6;
+
+/// A per-axis vector stored inline for up to `INLINE_AXES` axes.
+pub type AxisVec<T> = SmallVec<[T; INLINE_AXES]>;
 
 /// One entry of a basic index, as the binding layer parsed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +32,9 @@ pub enum IndexItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedIndex {
     /// One in-bounds range per axis; empty ranges have `start == end`.
-    pub roi: Vec<Range<u64>>,
+    pub roi: AxisVec<Range<u64>>,
     /// Axes selected by an integer, in increasing order.
-    pub squeeze: Vec<usize>,
+    pub squeeze: AxisVec<usize>,
     /// numpy returns a scalar (not a 0-d array) when every axis is integer-indexed and the index
     /// holds no `...`; `a[1, ...]` on a 1-d array is a 0-d array.
     pub scalar: bool,
@@ -56,8 +65,8 @@ pub fn normalize_index(items: &[IndexItem], shape: &[u64]) -> Result<NormalizedI
         });
     }
 
-    let mut roi = Vec::with_capacity(ndim);
-    let mut squeeze = Vec::new();
+    let mut roi = AxisVec::with_capacity(ndim);
+    let mut squeeze = AxisVec::new();
     for item in items {
         let axis = roi.len();
         match *item {
@@ -150,8 +159,8 @@ mod tests {
     #[test]
     fn full_tuple_pads_trailing_axes() {
         let n = normalize_index(&[IndexItem::Int(-1)], &[4, 5, 6]).unwrap();
-        assert_eq!(n.roi, vec![3..4, 0..5, 0..6]);
-        assert_eq!(n.squeeze, vec![0]);
+        assert_eq!(n.roi.as_slice(), [3..4, 0..5, 0..6]);
+        assert_eq!(n.squeeze.as_slice(), [0]);
         assert!(!n.scalar);
     }
 
@@ -163,7 +172,7 @@ mod tests {
             slice(Some(-2), None),
         ];
         let n = normalize_index(&items, &[3, 4, 5, 6]).unwrap();
-        assert_eq!(n.roi, vec![1..2, 0..4, 0..5, 4..6]);
+        assert_eq!(n.roi.as_slice(), [1..2, 0..4, 0..5, 4..6]);
         assert_eq!(n.roi_shape(), vec![1, 4, 5, 2]);
     }
 
@@ -178,10 +187,8 @@ mod tests {
     #[test]
     fn extreme_bounds_do_not_overflow() {
         let items = [slice(Some(i64::MIN), Some(i64::MAX))];
-        assert_eq!(
-            normalize_index(&items, &[u64::MAX >> 1]).unwrap().roi,
-            vec![0..u64::MAX >> 1]
-        );
+        let n = normalize_index(&items, &[u64::MAX >> 1]).unwrap();
+        assert_eq!(n.roi.as_slice(), [0..u64::MAX >> 1]);
         assert!(int_to_start_stop(i64::MIN, 10, 0).is_err());
     }
 }
@@ -269,8 +276,8 @@ mod table_tests {
                 let roi: Vec<[u64; 2]> = serde_json::from_value(case["roi"].clone()).unwrap();
                 let roi: Vec<Range<u64>> = roi.iter().map(|r| r[0]..r[1]).collect();
                 let squeeze: Vec<usize> = serde_json::from_value(case["squeeze"].clone()).unwrap();
-                assert_eq!(got.roi, roi, "case {case}");
-                assert_eq!(got.squeeze, squeeze, "case {case}");
+                assert_eq!(got.roi.as_slice(), roi, "case {case}");
+                assert_eq!(got.squeeze.as_slice(), squeeze, "case {case}");
                 assert_eq!(got.scalar, case["scalar"].as_bool().unwrap(), "case {case}");
             }
             checked += 1;

@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyInt, PySlice, PyTuple, PyType};
 
 use super::error_py::to_py_err;
 use crate::error::{Error, Int};
-use crate::index::{self, IndexItem};
+use crate::index::{self, AxisVec, IndexItem};
 
 /// `numpy.integer`, looked up once: numpy integer scalars index like Python ints.
 static NUMPY_INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -31,26 +31,35 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
 fn normalize_index<'py>(
     py: Python<'py>,
     index: &Bound<'py, PyAny>,
-    shape: Vec<u64>,
+    shape: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>, bool)> {
+    let shape = parse_shape(shape)?;
     let items = match index.cast::<PyTuple>() {
         Ok(tuple) => tuple
             .iter()
             .map(|item| parse_item(&item, &shape))
-            .collect::<PyResult<Vec<_>>>()?,
-        Err(_) => vec![parse_item(index, &shape)?],
+            .collect::<PyResult<AxisVec<_>>>()?,
+        Err(_) => std::iter::once(parse_item(index, &shape)).collect::<PyResult<_>>()?,
     };
     let normalized = index::normalize_index(&items, &shape).map_err(|e| to_py_err(py, e))?;
     let roi = normalized
         .roi
         .iter()
         .map(|range| py_slice(py, range))
-        .collect::<PyResult<Vec<_>>>()?;
+        .collect::<PyResult<AxisVec<_>>>()?;
     Ok((
         PyTuple::new(py, roi)?,
         PyTuple::new(py, normalized.squeeze)?,
         normalized.scalar,
     ))
+}
+
+/// An array shape: a tuple (the fast path) or any sequence of non-negative ints.
+fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<AxisVec<u64>> {
+    match shape.cast::<PyTuple>() {
+        Ok(tuple) => tuple.iter().map(|size| size.extract::<u64>()).collect(),
+        Err(_) => Ok(shape.extract::<Vec<u64>>()?.into_iter().collect()),
+    }
 }
 
 /// `(start, stop)` of a step-1 slice on an axis of `size`, clamped as numpy does.
