@@ -1,4 +1,27 @@
-"""bioimage_py: fast, serializable, array-like access to large ND microscopy volumes."""
+"""bioimage_py: fast, serializable, array-like access to large ND microscopy volumes.
+
+``open_source(path)`` opens an array in a file (zarr, N5, HDF5, ...) and ``as_source(obj)`` wraps
+an array handle; both give a ``Source``: numpy basic indexing for reads and writes, and a small
+``SourceSpec`` from which worker processes reopen the same data.
+"""
 from __future__ import annotations
 
+from typing import Any
+
+from bioimage_py.sources import as_source, open_source
+from bioimage_py.util import to_roi
+
 __version__ = "0.1.0"
+
+# open_cloudvolume / open_webknossos join __all__ with their modules (issue 5); until then
+# `import *` must not trip over them.
+__all__ = ["__version__", "as_source", "open_source", "to_roi"]
+
+
+def __getattr__(name: str) -> Any:
+    # The cloud-volume and WebKnossos openers import heavy libraries: load them on first use.
+    if name in ("open_cloudvolume", "open_webknossos"):
+        from bioimage_py import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ their own modules, imported on first use (they pull in heavy dependencies).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from bioimage_py.sources.array import ArraySource
@@ -17,17 +18,13 @@ from bioimage_py.sources.file import FileSource, open_source
 
 __all__ = [
     "ArraySource",
-    "CloudVolumeSource",
     "FileSource",
     "Source",
     "SourceLike",
     "SourceSpec",
-    "WebKnossosSource",
     "as_source",
     "from_spec",
-    "open_cloudvolume",
     "open_source",
-    "open_webknossos",
     "register_source",
 ]
 
@@ -38,6 +35,8 @@ _LAZY_NAMES = {
     "WebKnossosSource": "bioimage_py.sources.webknossos",
     "open_webknossos": "bioimage_py.sources.webknossos",
 }
+# They join __all__ once their modules exist, so that `import *` never trips over a missing one.
+__all__ += [name for name, module in _LAZY_NAMES.items() if importlib.util.find_spec(module)]
 
 
 def __getattr__(name: str) -> Any:
