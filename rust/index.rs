@@ -188,7 +188,8 @@ mod tests {
     fn extreme_bounds_do_not_overflow() {
         let items = [slice(Some(i64::MIN), Some(i64::MAX))];
         let n = normalize_index(&items, &[u64::MAX >> 1]).unwrap();
-        assert_eq!(n.roi.as_slice(), [0..u64::MAX >> 1]);
+        assert_eq!(n.roi.len(), 1);
+        assert_eq!(n.roi[0], 0..u64::MAX >> 1);
         assert!(int_to_start_stop(i64::MIN, 10, 0).is_err());
     }
 }
