@@ -9,6 +9,7 @@ pub mod dtype;
 pub mod error;
 pub mod fs;
 pub mod index;
+pub mod n5;
 pub mod thread_pool;
 
 #[cfg(feature = "python")]
