@@ -462,7 +462,7 @@ mod tests {
     #[test]
     fn region_writes_and_reads_match_a_reference() {
         let array = MemoryArray::new(&[10, 7], &[4, 3]);
-        let mut reference = vec![7u16; 70];
+        let mut reference = [7u16; 70];
         // Overlapping partial writes (read-modify-write) and one full write.
         for (region, seed) in [
             ([1..9, 2..6], 100u16),
