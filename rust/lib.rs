@@ -11,6 +11,7 @@ pub mod fs;
 pub mod index;
 pub mod n5;
 pub mod thread_pool;
+pub mod zarr;
 
 #[cfg(feature = "python")]
 mod py;

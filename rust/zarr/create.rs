@@ -1,0 +1,561 @@
+//! Creating zarr arrays (and the groups above them) and listing the arrays of a store.
+//!
+//! The metadata written is what zarr-python 3 writes for the same array: v3 `zarr.json` with
+//! the `bytes` codec first (little-endian), the compressor after it, and for sharded arrays one
+//! `sharding_indexed` codec (inner codecs as above, index codecs `bytes` + `crc32c`, index at
+//! the end); v2 `.zarray` (C order, `"."` dimension separator, numcodecs compressor) and
+//! `.zattrs`. Groups missing above the array, the root included, are created in the array's
+//! zarr format. Metadata files are written atomically.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::{key_components, node_dir, read_json, ZarrArray};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::fs::atomic_write;
+
+/// How deep `list_zarr_arrays` descends (a guard against symlink cycles).
+const MAX_DEPTH: usize = 64;
+
+/// The compressors blosc can use inside its container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BloscCompressor {
+    BloscLz,
+    Lz4,
+    Lz4Hc,
+    Snappy,
+    Zlib,
+    Zstd,
+}
+
+impl BloscCompressor {
+    const ALL: [BloscCompressor; 6] = [
+        BloscCompressor::BloscLz,
+        BloscCompressor::Lz4,
+        BloscCompressor::Lz4Hc,
+        BloscCompressor::Snappy,
+        BloscCompressor::Zlib,
+        BloscCompressor::Zstd,
+    ];
+
+    /// The name in zarr metadata (`cname`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BloscCompressor::BloscLz => "blosclz",
+            BloscCompressor::Lz4 => "lz4",
+            BloscCompressor::Lz4Hc => "lz4hc",
+            BloscCompressor::Snappy => "snappy",
+            BloscCompressor::Zlib => "zlib",
+            BloscCompressor::Zstd => "zstd",
+        }
+    }
+}
+
+/// Blosc's shuffle filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BloscShuffle {
+    NoShuffle,
+    /// Byte shuffle (numcodecs' `SHUFFLE`, 1).
+    Byte,
+    /// Bit shuffle (numcodecs' `BITSHUFFLE`, 2).
+    Bit,
+}
+
+/// The compression of a new array's chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZarrCompression {
+    /// Chunks stored uncompressed.
+    None,
+    /// zstd, level -131072..=22 (0 is zstd's default, 3); `checksum` adds a frame checksum.
+    Zstd { level: i32, checksum: bool },
+    /// gzip, level 0..=9.
+    Gzip { level: u32 },
+    /// blosc, level 0..=9; `blocksize` 0 lets blosc choose.
+    Blosc {
+        cname: BloscCompressor,
+        clevel: u8,
+        shuffle: BloscShuffle,
+        blocksize: usize,
+    },
+}
+
+impl ZarrCompression {
+    /// The compression named `name`, at `level` or the name's default level.
+    ///
+    /// Names: `"raw"` (or `"none"`); `"zstd"` (default level 3); `"gzip"` (default 5);
+    /// `"blosc"` (lz4, byte shuffle, default level 5) and `"blosc-<cname>"` with `<cname>` one
+    /// of blosclz, lz4, lz4hc, snappy, zlib, zstd, optionally followed by `-shuffle` (the
+    /// default), `-bitshuffle` or `-noshuffle`, e.g. `"blosc-zstd-bitshuffle"`.
+    pub fn from_name(name: &str, level: Option<i32>) -> Result<Self> {
+        let lowered = name.to_ascii_lowercase();
+        let check = |range: std::ops::RangeInclusive<i32>, default: i32| -> Result<i32> {
+            let level = level.unwrap_or(default);
+            if range.contains(&level) {
+                Ok(level)
+            } else {
+                Err(Error::InvalidArgument(format!(
+                    "compression level {level} is out of range {}..={} for {name:?}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        match lowered.as_str() {
+            "raw" | "none" => match level {
+                None => Ok(ZarrCompression::None),
+                Some(level) => Err(Error::InvalidArgument(format!(
+                    "compression {name:?} takes no level, got {level}"
+                ))),
+            },
+            "zstd" => Ok(ZarrCompression::Zstd {
+                level: check(-131_072..=22, 3)?,
+                checksum: false,
+            }),
+            "gzip" => Ok(ZarrCompression::Gzip {
+                level: check(0..=9, 5)? as u32,
+            }),
+            _ if lowered == "blosc" || lowered.starts_with("blosc-") => {
+                let mut parts = lowered.split('-').skip(1);
+                let cname = match parts.next() {
+                    None => BloscCompressor::Lz4,
+                    Some(cname) => BloscCompressor::ALL
+                        .into_iter()
+                        .find(|c| c.name() == cname)
+                        .ok_or_else(|| unknown_compression(name))?,
+                };
+                let shuffle = match parts.next() {
+                    None | Some("shuffle") => BloscShuffle::Byte,
+                    Some("bitshuffle") => BloscShuffle::Bit,
+                    Some("noshuffle") => BloscShuffle::NoShuffle,
+                    Some(_) => return Err(unknown_compression(name)),
+                };
+                if parts.next().is_some() {
+                    return Err(unknown_compression(name));
+                }
+                Ok(ZarrCompression::Blosc {
+                    cname,
+                    clevel: check(0..=9, 5)? as u8,
+                    shuffle,
+                    blocksize: 0,
+                })
+            }
+            _ => Err(unknown_compression(name)),
+        }
+    }
+
+    /// The v3 codec after `bytes`, if any.
+    fn codec_v3(self, dtype: DataType) -> Option<Value> {
+        match self {
+            ZarrCompression::None => None,
+            ZarrCompression::Zstd { level, checksum } => Some(json!({
+                "name": "zstd",
+                "configuration": {"level": level, "checksum": checksum}
+            })),
+            ZarrCompression::Gzip { level } => Some(json!({
+                "name": "gzip",
+                "configuration": {"level": level}
+            })),
+            ZarrCompression::Blosc {
+                cname,
+                clevel,
+                shuffle,
+                blocksize,
+            } => Some(json!({
+                "name": "blosc",
+                "configuration": {
+                    "typesize": dtype.size(),
+                    "cname": cname.name(),
+                    "clevel": clevel,
+                    "shuffle": match shuffle {
+                        BloscShuffle::NoShuffle => "noshuffle",
+                        BloscShuffle::Byte => "shuffle",
+                        BloscShuffle::Bit => "bitshuffle",
+                    },
+                    "blocksize": blocksize,
+                }
+            })),
+        }
+    }
+
+    /// The v2 (numcodecs) compressor.
+    fn compressor_v2(self) -> Value {
+        match self {
+            ZarrCompression::None => Value::Null,
+            // `checksum` only when set: numcodecs defaults it to false, and tensorstore rejects
+            // the member.
+            ZarrCompression::Zstd {
+                level,
+                checksum: false,
+            } => json!({"id": "zstd", "level": level}),
+            ZarrCompression::Zstd {
+                level,
+                checksum: true,
+            } => json!({"id": "zstd", "level": level, "checksum": true}),
+            ZarrCompression::Gzip { level } => json!({"id": "gzip", "level": level}),
+            ZarrCompression::Blosc {
+                cname,
+                clevel,
+                shuffle,
+                blocksize,
+            } => json!({
+                "id": "blosc",
+                "cname": cname.name(),
+                "clevel": clevel,
+                "shuffle": match shuffle {
+                    BloscShuffle::NoShuffle => 0,
+                    BloscShuffle::Byte => 1,
+                    BloscShuffle::Bit => 2,
+                },
+                "blocksize": blocksize,
+            }),
+        }
+    }
+}
+
+fn unknown_compression(name: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "unknown zarr compression {name:?}; expected raw, zstd, gzip, blosc or \
+         blosc-<blosclz|lz4|lz4hc|snappy|zlib|zstd>[-shuffle|-bitshuffle|-noshuffle]"
+    ))
+}
+
+/// Everything a new zarr array is made of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZarrCreate {
+    /// 2 or 3.
+    pub zarr_format: u8,
+    pub shape: Vec<u64>,
+    /// The chunk shape; for a sharded array the inner chunk shape.
+    pub chunk_shape: Vec<u64>,
+    /// The shard shape (zarr v3 only), a multiple of `chunk_shape`.
+    pub shard_shape: Option<Vec<u64>>,
+    pub dtype: DataType,
+    pub compression: ZarrCompression,
+    /// Converted to the dtype; must be representable (integral and in range for integers,
+    /// 0 or 1 for bool).
+    pub fill_value: f64,
+    /// Replace an existing array or group at the key (everything below it is deleted).
+    pub overwrite: bool,
+}
+
+impl ZarrCreate {
+    fn check(&self) -> Result<()> {
+        let fail = |message: String| Err(Error::InvalidArgument(message));
+        if self.zarr_format != 2 && self.zarr_format != 3 {
+            return fail(format!(
+                "zarr_format must be 2 or 3, got {}",
+                self.zarr_format
+            ));
+        }
+        if self.chunk_shape.len() != self.shape.len() {
+            return fail(format!(
+                "chunk shape {:?} does not have the {} axes of shape {:?}",
+                self.chunk_shape,
+                self.shape.len(),
+                self.shape
+            ));
+        }
+        if self.chunk_shape.contains(&0) {
+            return fail(format!(
+                "chunk shape {:?} must be positive",
+                self.chunk_shape
+            ));
+        }
+        if let Some(shards) = &self.shard_shape {
+            if self.zarr_format != 3 {
+                return fail("sharding needs zarr_format 3".to_string());
+            }
+            if shards.len() != self.shape.len()
+                || shards
+                    .iter()
+                    .zip(&self.chunk_shape)
+                    .any(|(&s, &c)| s == 0 || s % c != 0)
+            {
+                return fail(format!(
+                    "shard shape {shards:?} must be a positive multiple of the chunk shape {:?} \
+                     on every axis",
+                    self.chunk_shape
+                ));
+            }
+        }
+        self.fill_value_json()?;
+        Ok(())
+    }
+
+    /// The fill value as zarr metadata JSON (the same for v2 and v3).
+    fn fill_value_json(&self) -> Result<Value> {
+        let value = self.fill_value;
+        let invalid = || {
+            Error::InvalidArgument(format!(
+                "fill value {value} is not a valid {}",
+                self.dtype.name()
+            ))
+        };
+        let integer = |min: f64, max: f64| -> Result<Value> {
+            if value.fract() != 0.0 || !(min..=max).contains(&value) {
+                return Err(invalid());
+            }
+            Ok(if value < 0.0 {
+                json!(value as i64)
+            } else {
+                json!(value as u64)
+            })
+        };
+        match self.dtype {
+            DataType::Bool => match value {
+                0.0 => Ok(json!(false)),
+                1.0 => Ok(json!(true)),
+                _ => Err(invalid()),
+            },
+            DataType::Int8 => integer(i8::MIN.into(), i8::MAX.into()),
+            DataType::Int16 => integer(i16::MIN.into(), i16::MAX.into()),
+            DataType::Int32 => integer(i32::MIN.into(), i32::MAX.into()),
+            DataType::Int64 => integer(i64::MIN as f64, i64::MAX as f64),
+            DataType::UInt8 => integer(0.0, u8::MAX.into()),
+            DataType::UInt16 => integer(0.0, u16::MAX.into()),
+            DataType::UInt32 => integer(0.0, u32::MAX.into()),
+            DataType::UInt64 => integer(0.0, u64::MAX as f64),
+            DataType::Float32 | DataType::Float64 => Ok(if value.is_nan() {
+                json!("NaN")
+            } else if value.is_infinite() {
+                json!(if value > 0.0 { "Infinity" } else { "-Infinity" })
+            } else {
+                json!(value)
+            }),
+        }
+    }
+
+    /// The v2 dtype string (little-endian).
+    fn dtype_v2(&self) -> &'static str {
+        match self.dtype {
+            DataType::Bool => "|b1",
+            DataType::Int8 => "|i1",
+            DataType::Int16 => "<i2",
+            DataType::Int32 => "<i4",
+            DataType::Int64 => "<i8",
+            DataType::UInt8 => "|u1",
+            DataType::UInt16 => "<u2",
+            DataType::UInt32 => "<u4",
+            DataType::UInt64 => "<u8",
+            DataType::Float32 => "<f4",
+            DataType::Float64 => "<f8",
+        }
+    }
+
+    /// The codecs of one (inner) chunk: `bytes`, then the compressor.
+    fn chunk_codecs_v3(&self) -> Vec<Value> {
+        let bytes = if self.dtype.size() > 1 {
+            json!({"name": "bytes", "configuration": {"endian": "little"}})
+        } else {
+            json!({"name": "bytes"})
+        };
+        std::iter::once(bytes)
+            .chain(self.compression.codec_v3(self.dtype))
+            .collect()
+    }
+
+    pub(super) fn metadata_v3(&self) -> Result<Value> {
+        let (grid_chunks, codecs) = match &self.shard_shape {
+            None => (self.chunk_shape.clone(), self.chunk_codecs_v3()),
+            Some(shards) => (
+                shards.clone(),
+                vec![json!({
+                    "name": "sharding_indexed",
+                    "configuration": {
+                        "chunk_shape": self.chunk_shape,
+                        "codecs": self.chunk_codecs_v3(),
+                        "index_codecs": [
+                            {"name": "bytes", "configuration": {"endian": "little"}},
+                            {"name": "crc32c"},
+                        ],
+                        "index_location": "end",
+                    }
+                })],
+            ),
+        };
+        Ok(json!({
+            "shape": self.shape,
+            "data_type": self.dtype.name(),
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": grid_chunks}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": self.fill_value_json()?,
+            "codecs": codecs,
+            "attributes": {},
+            "zarr_format": 3,
+            "node_type": "array",
+            "storage_transformers": [],
+        }))
+    }
+
+    fn metadata_v2(&self) -> Result<Value> {
+        Ok(json!({
+            "shape": self.shape,
+            "chunks": self.chunk_shape,
+            "dtype": self.dtype_v2(),
+            "fill_value": self.fill_value_json()?,
+            "order": "C",
+            "filters": null,
+            "dimension_separator": ".",
+            "compressor": self.compression.compressor_v2(),
+            "zarr_format": 2,
+        }))
+    }
+}
+
+/// What is stored at a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Node {
+    Array,
+    Group,
+    /// Neither metadata file (an implicit group, a plain directory, or nothing).
+    Unknown,
+}
+
+fn node_at(dir: &Path) -> Result<Node> {
+    if let Some(metadata) = read_json(&dir.join("zarr.json"))? {
+        return Ok(match metadata.get("node_type").and_then(Value::as_str) {
+            Some("group") => Node::Group,
+            _ => Node::Array,
+        });
+    }
+    if dir.join(".zarray").is_file() {
+        Ok(Node::Array)
+    } else if dir.join(".zgroup").is_file() {
+        Ok(Node::Group)
+    } else {
+        Ok(Node::Unknown)
+    }
+}
+
+fn to_json_bytes(value: &Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("JSON values serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+fn write_group(dir: &Path, zarr_format: u8) -> Result<()> {
+    if zarr_format == 3 {
+        atomic_write(
+            &dir.join("zarr.json"),
+            &to_json_bytes(&json!({"attributes": {}, "zarr_format": 3, "node_type": "group"})),
+        )
+    } else {
+        atomic_write(
+            &dir.join(".zgroup"),
+            &to_json_bytes(&json!({"zarr_format": 2})),
+        )?;
+        atomic_write(&dir.join(".zattrs"), &to_json_bytes(&json!({})))
+    }
+}
+
+impl ZarrArray {
+    /// Creates a zarr array at `key` (`""` for a root array) of the store at `root`, with the
+    /// groups above it, and opens it.
+    pub fn create(root: &Path, key: &str, options: &ZarrCreate) -> Result<Self> {
+        options.check()?;
+        let metadata = if options.zarr_format == 3 {
+            options.metadata_v3()?
+        } else {
+            options.metadata_v2()?
+        };
+        let components = key_components(key)?;
+        let dir = node_dir(root, &components);
+        // The groups above the array, the root first.
+        for depth in 0..components.len() {
+            let group = node_dir(root, &components[..depth]);
+            match node_at(&group)? {
+                Node::Group => {}
+                Node::Array => {
+                    return Err(Error::InvalidArgument(format!(
+                        "cannot create a zarr array at {}: {} is an array, not a group",
+                        dir.display(),
+                        group.display()
+                    )))
+                }
+                Node::Unknown => {
+                    fs::create_dir_all(&group).map_err(|e| Error::io(&group, e))?;
+                    write_group(&group, options.zarr_format)?;
+                }
+            }
+        }
+        if dir.exists() {
+            let node = node_at(&dir)?;
+            let empty = node == Node::Unknown
+                && fs::read_dir(&dir)
+                    .map_err(|e| Error::io(&dir, e))?
+                    .next()
+                    .is_none();
+            if !empty {
+                if node == Node::Unknown {
+                    return Err(Error::InvalidArgument(format!(
+                        "cannot create a zarr array at {}: the directory exists, is not empty \
+                         and holds no zarr metadata",
+                        dir.display()
+                    )));
+                }
+                if !options.overwrite {
+                    return Err(Error::InvalidArgument(format!(
+                        "a zarr {} already exists at {} (pass overwrite to replace it)",
+                        if node == Node::Array {
+                            "array"
+                        } else {
+                            "group"
+                        },
+                        dir.display()
+                    )));
+                }
+                fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if options.zarr_format == 3 {
+            atomic_write(&dir.join("zarr.json"), &to_json_bytes(&metadata))?;
+        } else {
+            atomic_write(&dir.join(".zarray"), &to_json_bytes(&metadata))?;
+            atomic_write(&dir.join(".zattrs"), &to_json_bytes(&json!({})))?;
+        }
+        ZarrArray::open(root, key)
+    }
+}
+
+/// The keys of the zarr arrays in the store at `root`, sorted (`""` for a root array). Groups
+/// and directories without metadata are searched; arrays are not descended into.
+pub fn list_zarr_arrays(root: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, key: &str, depth: usize, found: &mut Vec<String>) -> Result<()> {
+        if node_at(dir)? == Node::Array {
+            found.push(key.to_string());
+            return Ok(());
+        }
+        if depth >= MAX_DEPTH {
+            return Ok(());
+        }
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // An unreadable subdirectory holds no array we could open anyway.
+            Err(_) if depth > 0 => return Ok(()),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') || !entry.path().is_dir() {
+                continue;
+            }
+            let child = if key.is_empty() {
+                name.to_string()
+            } else {
+                format!("{key}/{name}")
+            };
+            walk(&entry.path(), &child, depth + 1, found)?;
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(root, "", 0, &mut found)?;
+    found.sort();
+    Ok(found)
+}

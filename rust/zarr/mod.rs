@@ -1,0 +1,636 @@
+//! Native zarr arrays (v2, v3 and sharded v3) on the local file system, on the `zarrs` crate.
+//!
+//! zarrs parses the metadata (zarr-python, tensorstore and zarrs output) and provides the codec
+//! chains; the chunk I/O is ours, so that a chunk decodes straight into the caller's buffer,
+//! a missing chunk is told apart from a stored one, errors name the chunk, and every write is
+//! atomic ([`crate::fs::atomic_write`]). The read and write granularity ([`ChunkedArray`]'s
+//! chunk) is the chunk of an unsharded array and the inner chunk of a sharded one; shard
+//! indexes are cached per array and revalidated against the shard file on every read.
+
+mod codec;
+mod create;
+mod pipeline;
+mod shard;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use zarrs::array::{Array, ArrayCreateError, ArrayMetadata};
+use zarrs::metadata_ext::codec::sharding::ShardingCodecConfiguration;
+
+use crate::chunked::{
+    check_region, chunk_selections, copy_box, region_len, ChunkSelection, ChunkedArray,
+};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+
+use codec::ChunkCodec;
+use pipeline::{produce_and_store, Stored};
+use shard::ShardLayout;
+
+pub use create::{list_zarr_arrays, BloscCompressor, BloscShuffle, ZarrCompression, ZarrCreate};
+pub use store::AtomicFilesystemStore;
+
+/// One zarr array (v2 or v3, optionally sharded) on the local file system.
+pub struct ZarrArray {
+    root: PathBuf,
+    key: String,
+    describe: String,
+    store: Arc<AtomicFilesystemStore>,
+    array: Array<AtomicFilesystemStore>,
+    zarr_format: u8,
+    shape: Vec<u64>,
+    dtype: DataType,
+    fill_value: Vec<u8>,
+    /// The read/write granularity: the chunk, or the inner chunk of a sharded array.
+    chunk_shape: Vec<u64>,
+    /// Chunks (inner chunks) per axis.
+    grid: Vec<u64>,
+    layout: Layout,
+    write_empty_chunks: bool,
+}
+
+enum Layout {
+    /// One stored value per chunk.
+    Chunked(ChunkCodec),
+    /// One stored value per shard, holding inner chunks and an index.
+    Sharded(ShardLayout),
+}
+
+impl std::fmt::Debug for ZarrArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrArray")
+            .field("path", &self.describe)
+            .field("zarr_format", &self.zarr_format)
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .field("chunk_shape", &self.chunk_shape)
+            .field("shard_shape", &self.shard_shape())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The components of a key such as `"a/b/c"`; `""` (or `"/"`) is the root.
+pub(crate) fn key_components(key: &str) -> Result<Vec<&str>> {
+    let components: Vec<&str> = key.split('/').filter(|c| !c.is_empty()).collect();
+    if let Some(bad) = components.iter().find(|c| **c == "." || **c == "..") {
+        return Err(Error::InvalidArgument(format!(
+            "zarr key {key:?} contains {bad:?}; keys are paths below the store root"
+        )));
+    }
+    Ok(components)
+}
+
+pub(crate) fn node_dir(root: &Path, components: &[&str]) -> PathBuf {
+    let mut path = root.to_path_buf();
+    path.extend(components);
+    path
+}
+
+/// A JSON file, `None` when it does not exist.
+pub(crate) fn read_json(path: &Path) -> Result<Option<Value>> {
+    let Some(bytes) = crate::fs::read_if_exists(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Metadata {
+            path: path.display().to_string(),
+            reason: format!("invalid JSON: {e}"),
+        })
+}
+
+/// Our type for a zarrs data type, `None` for the ones native arrays do not support.
+fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
+    use zarrs::array::data_type::{
+        BoolDataType, Float32DataType, Float64DataType, Int16DataType, Int32DataType,
+        Int64DataType, Int8DataType, UInt16DataType, UInt32DataType, UInt64DataType, UInt8DataType,
+    };
+    let table: [(bool, DataType); 11] = [
+        (data_type.is::<BoolDataType>(), DataType::Bool),
+        (data_type.is::<Int8DataType>(), DataType::Int8),
+        (data_type.is::<Int16DataType>(), DataType::Int16),
+        (data_type.is::<Int32DataType>(), DataType::Int32),
+        (data_type.is::<Int64DataType>(), DataType::Int64),
+        (data_type.is::<UInt8DataType>(), DataType::UInt8),
+        (data_type.is::<UInt16DataType>(), DataType::UInt16),
+        (data_type.is::<UInt32DataType>(), DataType::UInt32),
+        (data_type.is::<UInt64DataType>(), DataType::UInt64),
+        (data_type.is::<Float32DataType>(), DataType::Float32),
+        (data_type.is::<Float64DataType>(), DataType::Float64),
+    ];
+    table
+        .into_iter()
+        .find(|(is, _)| *is)
+        .map(|(_, dtype)| dtype)
+}
+
+/// The chunk shape of a regular chunk grid.
+fn regular_chunk_shape(
+    array: &Array<AtomicFilesystemStore>,
+) -> std::result::Result<Vec<u64>, String> {
+    let metadata = array.chunk_grid().metadata();
+    if metadata.name() != "regular" {
+        return Err(format!(
+            "chunk grid {:?} is not supported (only \"regular\")",
+            metadata.name()
+        ));
+    }
+    let value = serde_json::to_value(&metadata).map_err(|e| e.to_string())?;
+    value
+        .pointer("/configuration/chunk_shape")
+        .and_then(Value::as_array)
+        .and_then(|shape| {
+            shape
+                .iter()
+                .map(Value::as_u64)
+                .collect::<Option<Vec<u64>>>()
+        })
+        .ok_or_else(|| format!("regular chunk grid without a chunk shape: {value}"))
+}
+
+impl ZarrArray {
+    /// Opens the zarr array (v2 or v3) at `key` (`""` for a root array) of the store at `root`.
+    pub fn open(root: &Path, key: &str) -> Result<Self> {
+        let components = key_components(key)?;
+        let dir = node_dir(root, &components);
+        let describe = dir.display().to_string();
+        if let Some(metadata) = read_json(&dir.join("zarr.json"))? {
+            if metadata.get("node_type").and_then(Value::as_str) == Some("group") {
+                return Err(Error::Metadata {
+                    path: describe,
+                    reason: "is a zarr group, not an array".to_string(),
+                });
+            }
+        }
+        let store = Arc::new(AtomicFilesystemStore::new(root)?);
+        let key = components.join("/");
+        let array = Array::open(Arc::clone(&store), &format!("/{key}")).map_err(|e| {
+            let reason = match e {
+                ArrayCreateError::MissingMetadata => {
+                    "no zarr array here (neither zarr.json nor .zarray)".to_string()
+                }
+                other => other.to_string(),
+            };
+            Error::Metadata {
+                path: describe.clone(),
+                reason,
+            }
+        })?;
+        Self::from_array(root, key, describe, store, array)
+    }
+
+    fn from_array(
+        root: &Path,
+        key: String,
+        describe: String,
+        store: Arc<AtomicFilesystemStore>,
+        array: Array<AtomicFilesystemStore>,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::Metadata {
+            path: describe.clone(),
+            reason,
+        };
+        let dtype = native_dtype(array.data_type()).ok_or_else(|| {
+            bad(format!(
+                "unsupported data type {}; native zarr arrays support {}",
+                array.data_type(),
+                DataType::ALL.map(DataType::name).join(", ")
+            ))
+        })?;
+        let itemsize = dtype.size();
+        let fill_value = array.fill_value().as_ne_bytes().to_vec();
+        if fill_value.len() != itemsize {
+            return Err(bad(format!(
+                "fill value of {} bytes for data type {}",
+                fill_value.len(),
+                dtype.name()
+            )));
+        }
+        let shape = array.shape().to_vec();
+        let grid_chunk_shape = regular_chunk_shape(&array).map_err(&bad)?;
+        if grid_chunk_shape.len() != shape.len() || grid_chunk_shape.contains(&0) {
+            return Err(bad(format!(
+                "chunk shape {grid_chunk_shape:?} does not fit array shape {shape:?}"
+            )));
+        }
+        let (zarr_format, sharding) = match array.metadata() {
+            ArrayMetadata::V2(_) => (2, None),
+            ArrayMetadata::V3(metadata) => {
+                if !metadata.storage_transformers.is_empty() {
+                    return Err(bad("storage transformers are not supported".to_string()));
+                }
+                let sharding = match metadata.codecs.as_slice() {
+                    [codec] if codec.name() == "sharding_indexed" => Some(
+                        codec
+                            .to_configuration::<ShardingCodecConfiguration>()
+                            .map_err(|e| bad(format!("sharding_indexed configuration: {e}")))?,
+                    ),
+                    _ => None,
+                };
+                (3, sharding)
+            }
+        };
+        let (chunk_shape, layout) = match sharding {
+            Some(ShardingCodecConfiguration::V1(config)) => {
+                let layout = ShardLayout::new(
+                    &config,
+                    grid_chunk_shape,
+                    array.data_type().clone(),
+                    array.fill_value().clone(),
+                    itemsize,
+                )
+                .map_err(&bad)?;
+                (layout.inner.shape(), Layout::Sharded(layout))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "unsupported sharding_indexed configuration version".to_string()
+                ))
+            }
+            // Sharding inside other codecs (or none) reads and writes whole chunks.
+            None => {
+                let codec = ChunkCodec::new(
+                    array.codecs(),
+                    &grid_chunk_shape,
+                    array.data_type().clone(),
+                    array.fill_value().clone(),
+                    itemsize,
+                )
+                .map_err(&bad)?;
+                (grid_chunk_shape, Layout::Chunked(codec))
+            }
+        };
+        let grid = shape
+            .iter()
+            .zip(&chunk_shape)
+            .map(|(&n, &c)| n.div_ceil(c))
+            .collect();
+        Ok(ZarrArray {
+            root: root.to_path_buf(),
+            key,
+            describe,
+            store,
+            array,
+            zarr_format,
+            shape,
+            dtype,
+            fill_value,
+            chunk_shape,
+            grid,
+            layout,
+            write_empty_chunks: false,
+        })
+    }
+
+    /// The store root this array was opened from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The array's key below the root (`""` for a root array).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// 2 or 3.
+    pub fn zarr_format(&self) -> u8 {
+        self.zarr_format
+    }
+
+    /// Whether a written chunk that holds only the fill value is stored, or (the default, as
+    /// zarr-python, tensorstore and zarrs do) deleted: it reads the same, and a mostly empty
+    /// volume writes and stores far fewer files. Arrays later read with missing chunks as
+    /// errors should be written with empty chunks stored, so that every written chunk exists.
+    pub fn write_empty_chunks(&self) -> bool {
+        self.write_empty_chunks
+    }
+
+    pub fn set_write_empty_chunks(&mut self, write_empty_chunks: bool) {
+        self.write_empty_chunks = write_empty_chunks;
+    }
+
+    /// Forgets the cached shard indexes (they are revalidated on every read anyway).
+    pub fn clear_shard_index_cache(&self) {
+        if let Layout::Sharded(layout) = &self.layout {
+            layout.clear_cache();
+        }
+    }
+
+    /// The file of stored chunk (shard) `chunk` of the zarr chunk grid.
+    fn stored_chunk_path(&self, chunk: &[u64]) -> PathBuf {
+        self.store.key_path(&self.array.chunk_key(chunk))
+    }
+
+    fn corrupt(&self, chunk: &[u64], reason: impl Into<String>) -> Error {
+        Error::CorruptChunk {
+            array: self.describe.clone(),
+            chunk: chunk.to_vec(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The region of chunk `chunk` clipped to the array, checking the coordinates.
+    fn chunk_region(&self, chunk: &[u64]) -> Result<Vec<Range<u64>>> {
+        if chunk.len() != self.grid.len() || chunk.iter().zip(&self.grid).any(|(c, g)| c >= g) {
+            return Err(Error::InvalidArgument(format!(
+                "chunk {chunk:?} is outside the chunk grid {:?} of {}",
+                self.grid, self.describe
+            )));
+        }
+        Ok(chunk
+            .iter()
+            .zip(&self.chunk_shape)
+            .zip(&self.shape)
+            .map(|((&c, &size), &n)| c * size..((c + 1) * size).min(n))
+            .collect())
+    }
+
+    fn check_buffer(&self, chunk: &[u64], region: &[Range<u64>], len: usize) -> Result<()> {
+        let expected = region_len(region) * self.dtype.size();
+        if len == expected {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "buffer of {len} bytes for chunk {chunk:?} of {}, which holds {expected} bytes",
+                self.describe
+            )))
+        }
+    }
+
+    /// Decodes a stored (inner) chunk into `out`, its region clipped to the array.
+    fn decode_clipped(
+        &self,
+        codec: &ChunkCodec,
+        chunk: &[u64],
+        encoded: &[u8],
+        region: &[Range<u64>],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let full_shape = codec.shape();
+        let clipped: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+        if clipped == full_shape {
+            return codec
+                .decode_into(encoded, out)
+                .map_err(|reason| self.corrupt(chunk, reason));
+        }
+        with_scratch(codec.nbytes(), |full| {
+            codec
+                .decode_into(encoded, full)
+                .map_err(|reason| self.corrupt(chunk, reason))?;
+            let selection: Vec<Range<u64>> = clipped.iter().map(|&n| 0..n).collect();
+            // SAFETY: `full` holds a full chunk, `out` the clipped one (checked by the caller);
+            // the selection is the clipped extent, inside both.
+            unsafe {
+                copy_box(
+                    full.as_ptr(),
+                    &full_shape,
+                    &selection,
+                    out.as_mut_ptr(),
+                    &clipped,
+                    &selection,
+                    self.dtype.size(),
+                );
+            }
+            Ok(())
+        })
+    }
+
+    /// Fills `buffer` with the fill value.
+    fn fill(&self, buffer: &mut [u8]) {
+        if self.fill_value.iter().all(|&b| b == 0) {
+            buffer.fill(0);
+        } else {
+            buffer
+                .chunks_exact_mut(self.fill_value.len())
+                .for_each(|element| element.copy_from_slice(&self.fill_value));
+        }
+    }
+
+    /// Whether `data` holds only the fill value.
+    fn is_fill(&self, data: &[u8]) -> bool {
+        if self.fill_value.iter().all(|&b| b == 0) {
+            // OR-folds vectorize; stop at the first block with a non-zero byte.
+            return data
+                .chunks(4096)
+                .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0);
+        }
+        // Compare whole blocks of repeated fill values, not element by element.
+        let block: Vec<u8> = self.fill_value.repeat(64);
+        let mut blocks = data.chunks_exact(block.len());
+        blocks.all(|b| b == block.as_slice())
+            && blocks
+                .remainder()
+                .chunks_exact(self.fill_value.len())
+                .all(|element| element == self.fill_value.as_slice())
+    }
+
+    fn read_stored_chunk(
+        &self,
+        codec: &ChunkCodec,
+        chunk: &[u64],
+        region: &[Range<u64>],
+        out: &mut [u8],
+    ) -> Result<bool> {
+        let path = self.stored_chunk_path(chunk);
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        if codec.is_raw() && out.len() == codec.nbytes() {
+            // Uncompressed: the file is the chunk; read it straight into the output.
+            if len != out.len() as u64 {
+                return Err(self.corrupt(
+                    chunk,
+                    format!("holds {len} bytes, expected {} (uncompressed)", out.len()),
+                ));
+            }
+            file.read_exact(out).map_err(|e| Error::io(&path, e))?;
+            return Ok(true);
+        }
+        let mut encoded = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut encoded)
+            .map_err(|e| Error::io(&path, e))?;
+        self.decode_clipped(codec, chunk, &encoded, region, out)?;
+        Ok(true)
+    }
+
+    /// The new stored value of the chunk `selection` of a write of `data` into `region`:
+    /// complete chunks are not read, partial ones are read, updated and re-encoded.
+    fn produce_chunk(
+        &self,
+        codec: &ChunkCodec,
+        selection: &ChunkSelection,
+        region: &[Range<u64>],
+        data: &[u8],
+    ) -> Result<Stored> {
+        let chunk = &selection.chunk_coords;
+        let path = self.stored_chunk_path(chunk);
+        let full_shape = codec.shape();
+        let clipped = selection
+            .chunk_region
+            .iter()
+            .zip(&full_shape)
+            .any(|(r, &n)| r.end - r.start != n);
+        with_scratch(codec.nbytes(), |full| {
+            if !selection.is_complete_chunk() {
+                match crate::fs::read_if_exists(&path)? {
+                    Some(encoded) => codec
+                        .decode_into(&encoded, full)
+                        .map_err(|reason| self.corrupt(chunk, reason))?,
+                    None => self.fill(full),
+                }
+            } else if clipped {
+                self.fill(full);
+            }
+            let data_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+            // SAFETY: `data` holds the region (checked by the caller), `full` a full chunk; the
+            // out selection lies in the region, the chunk selection in the chunk's clipped
+            // region, which starts at the chunk's origin; `full` is this thread's scratch.
+            unsafe {
+                copy_box(
+                    data.as_ptr(),
+                    &data_shape,
+                    &selection.out_selection,
+                    full.as_mut_ptr(),
+                    &full_shape,
+                    &selection.chunk_selection,
+                    self.dtype.size(),
+                );
+            }
+            let bytes = if !self.write_empty_chunks && self.is_fill(full) {
+                None
+            } else {
+                Some(self.encode(codec, chunk, full)?.into_owned())
+            };
+            Ok(Stored { path, bytes })
+        })
+    }
+
+    fn encode<'a>(
+        &self,
+        codec: &ChunkCodec,
+        chunk: &[u64],
+        decoded: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>> {
+        codec.encode(decoded).map_err(|reason| Error::Metadata {
+            path: self.describe.clone(),
+            reason: format!("cannot encode chunk {chunk:?}: {reason}"),
+        })
+    }
+}
+
+thread_local! {
+    /// One decoded chunk per thread, reused across chunks: fresh allocations of this size
+    /// cost page faults on every chunk.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` bytes (contents unspecified).
+fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+    let mut buffer = SCRATCH.take();
+    buffer.resize(len, 0);
+    let result = f(&mut buffer);
+    SCRATCH.set(buffer);
+    result
+}
+
+impl ChunkedArray for ZarrArray {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    fn chunk_shape(&self) -> &[u64] {
+        &self.chunk_shape
+    }
+
+    fn shard_shape(&self) -> Option<&[u64]> {
+        match &self.layout {
+            Layout::Chunked(_) => None,
+            Layout::Sharded(layout) => Some(&layout.shard_shape),
+        }
+    }
+
+    fn fill_value(&self) -> &[u8] {
+        &self.fill_value
+    }
+
+    fn read_chunk(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let region = self.chunk_region(chunk)?;
+        self.check_buffer(chunk, &region, out.len())?;
+        match &self.layout {
+            Layout::Chunked(codec) => self.read_stored_chunk(codec, chunk, &region, out),
+            Layout::Sharded(layout) => self.read_inner_chunk(layout, chunk, &region, out),
+        }
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let region = self.chunk_region(chunk)?;
+        self.check_buffer(chunk, &region, data.len())?;
+        match &self.layout {
+            Layout::Chunked(codec) => {
+                let selection = ChunkSelection {
+                    chunk_coords: chunk.to_vec(),
+                    chunk_selection: region.iter().map(|r| 0..r.end - r.start).collect(),
+                    out_selection: region.iter().map(|r| 0..r.end - r.start).collect(),
+                    chunk_region: region.clone(),
+                };
+                self.produce_chunk(codec, &selection, &region, data)?
+                    .store()
+            }
+            Layout::Sharded(layout) => self.write_region_sharded(layout, &region, data),
+        }
+    }
+
+    fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
+        self.chunk_region(chunk)?;
+        match &self.layout {
+            Layout::Chunked(_) => {
+                let path = self.stored_chunk_path(chunk);
+                match fs::metadata(&path) {
+                    Ok(metadata) => Ok(metadata.is_file()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(Error::io(&path, e)),
+                }
+            }
+            Layout::Sharded(layout) => self.inner_chunk_exists(layout, chunk),
+        }
+    }
+
+    fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
+        check_region(region, &self.shape, &|| self.describe.clone())?;
+        if data.len() != region_len(region) * self.dtype.size() {
+            return Err(Error::InvalidArgument(format!(
+                "data of {} bytes does not fit region {region:?} of {}",
+                data.len(),
+                self.describe
+            )));
+        }
+        match &self.layout {
+            Layout::Chunked(codec) => {
+                let selections = chunk_selections(region, &self.shape, &self.chunk_shape);
+                produce_and_store(&selections, |selection| {
+                    self.produce_chunk(codec, selection, region, data)
+                })
+            }
+            Layout::Sharded(layout) => self.write_region_sharded(layout, region, data),
+        }
+    }
+}

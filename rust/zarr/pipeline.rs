@@ -1,0 +1,103 @@
+//! Region writes as a pipeline: chunks (or shards) are assembled and encoded in parallel on the
+//! decoding pool while a few I/O threads store the results, so the CPUs keep encoding while
+//! files are written and synced ([`atomic_write`] waits for the disk).
+//!
+//! The I/O threads are scoped to one call: nothing outlives it, so nothing breaks in a forked
+//! child.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::fs::atomic_write;
+use crate::thread_pool::thread_pool;
+
+/// The new content of one stored file: its bytes, or `None` to delete it.
+pub(super) struct Stored {
+    pub(super) path: PathBuf,
+    pub(super) bytes: Option<Vec<u8>>,
+}
+
+impl Stored {
+    /// Writes (atomically) or deletes the file.
+    pub(super) fn store(self) -> Result<()> {
+        match self.bytes {
+            Some(bytes) => atomic_write(&self.path, &bytes),
+            None => match std::fs::remove_file(&self.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io(&self.path, e)),
+            },
+        }
+    }
+}
+
+/// Produces the stored value of every item in parallel and stores them on I/O threads. The
+/// first error (an I/O error before an encoding one) is returned; after an error, items not
+/// yet produced are skipped.
+pub(super) fn produce_and_store<T: Sync>(
+    items: &[T],
+    produce: impl Fn(&T) -> Result<Stored> + Sync,
+) -> Result<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(|item| produce(item)?.store());
+    }
+    let pool = thread_pool();
+    let writers = (2 * pool.current_num_threads())
+        .clamp(4, 16)
+        .min(items.len());
+    let (sender, receiver) = sync_channel::<Stored>(2 * writers);
+    let receiver = Mutex::new(receiver);
+    let failed = AtomicBool::new(false);
+    let io_error: Mutex<Option<Error>> = Mutex::new(None);
+    let produced = std::thread::scope(|scope| {
+        for _ in 0..writers {
+            scope.spawn(|| loop {
+                // Writers drain the channel until every sender is gone, even after a failure,
+                // so producers never block on a full channel.
+                let next = receiver
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .recv();
+                let Ok(stored) = next else { return };
+                if failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if let Err(e) = stored.store() {
+                    failed.store(true, Ordering::Relaxed);
+                    io_error
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .get_or_insert(e);
+                }
+            });
+        }
+        pool.install(|| {
+            items
+                .par_iter()
+                .try_for_each_with(sender, |sender, item| -> Result<()> {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let stored = produce(item).inspect_err(|_| {
+                        failed.store(true, Ordering::Relaxed);
+                    })?;
+                    // The receiver lives until the scope ends, so sending cannot fail.
+                    let _ = sender.send(stored);
+                    Ok(())
+                })
+        })
+        // The senders are dropped here, so the writers finish and the scope joins them.
+    });
+    match io_error
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        Some(e) => Err(e),
+        None => produced,
+    }
+}

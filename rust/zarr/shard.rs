@@ -1,0 +1,583 @@
+//! Sharded zarr v3 arrays (`sharding_indexed`): inner chunks read through a cached shard index,
+//! shards written whole.
+//!
+//! A shard is one file holding encoded inner chunks and an index of `(offset, nbytes)` per inner
+//! chunk (`u64::MAX` twice for an absent one), encoded by its own codecs (usually `bytes` and
+//! `crc32c`) at the start or the end of the file.
+//!
+//! Reads open the shard file once, check the cached index against the file's identity (size,
+//! modification time, inode), so a shard replaced by any writer is re-indexed, and read the
+//! inner chunk's byte range from the same open file: index and data always come from the same
+//! version of the shard.
+//!
+//! Writes group the region by shard; each touched shard is rebuilt once: untouched inner chunks
+//! keep their encoded bytes, touched ones are encoded (partial ones read-modify-write), and the
+//! new file replaces the old atomically. Shards are written in parallel, and so are the inner
+//! chunks of one shard.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use lru::LruCache;
+use rayon::prelude::*;
+use zarrs::array::{
+    ArrayBytes, ArrayToBytesCodecTraits, BytesRepresentation, CodecChain, CodecOptions,
+    DataType as ZarrsDataType, FillValue,
+};
+use zarrs::metadata_ext::codec::sharding::{ShardingCodecConfigurationV1, ShardingIndexLocation};
+
+use super::codec::ChunkCodec;
+use super::pipeline::{produce_and_store, Stored};
+use super::{with_scratch, ZarrArray};
+use crate::chunked::{chunk_selections, copy_box, ChunkSelection};
+use crate::error::{Error, Result};
+
+/// How many bytes of decoded shard indexes an array keeps.
+const INDEX_CACHE_BYTES: usize = 64 << 20;
+const ABSENT: u64 = u64::MAX;
+
+/// What identifies one version of a shard file: atomic replacement makes a new inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileIdentity {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: (metadata.dev(), metadata.ino()),
+        }
+    }
+}
+
+struct CachedIndex {
+    identity: FileIdentity,
+    /// `offset, nbytes` per inner chunk, C order.
+    entries: Arc<Vec<u64>>,
+}
+
+/// The sharding configuration of an array and its cache of shard indexes.
+pub(super) struct ShardLayout {
+    pub(super) shard_shape: Vec<u64>,
+    /// Inner chunks per shard, per axis.
+    chunks_per_shard: Vec<u64>,
+    pub(super) inner: ChunkCodec,
+    index_chain: Arc<CodecChain>,
+    /// `chunks_per_shard` plus a trailing 2.
+    index_shape: Vec<NonZeroU64>,
+    /// Bytes of the encoded index.
+    index_nbytes: u64,
+    index_at_start: bool,
+    index_options: CodecOptions,
+    cache: Mutex<LruCache<Vec<u64>, CachedIndex>>,
+}
+
+/// Reads `buf.len()` bytes at `offset`.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+}
+
+impl ShardLayout {
+    pub(super) fn new(
+        config: &ShardingCodecConfigurationV1,
+        shard_shape: Vec<u64>,
+        data_type: ZarrsDataType,
+        fill_value: FillValue,
+        itemsize: usize,
+    ) -> std::result::Result<Self, String> {
+        let inner_shape: Vec<u64> = config.chunk_shape.iter().map(|n| n.get()).collect();
+        if inner_shape.len() != shard_shape.len()
+            || shard_shape
+                .iter()
+                .zip(&inner_shape)
+                .any(|(&s, &c)| s % c != 0)
+        {
+            return Err(format!(
+                "the shard shape {shard_shape:?} is not a multiple of the inner chunk shape \
+                 {inner_shape:?}"
+            ));
+        }
+        let chunks_per_shard: Vec<u64> = shard_shape
+            .iter()
+            .zip(&inner_shape)
+            .map(|(&s, &c)| s / c)
+            .collect();
+        let inner_chain = CodecChain::from_metadata(&config.codecs)
+            .map_err(|e| format!("sharding_indexed inner codecs: {e}"))?;
+        let inner = ChunkCodec::new(
+            Arc::new(inner_chain),
+            &inner_shape,
+            data_type,
+            fill_value,
+            itemsize,
+        )?;
+        let index_chain = CodecChain::from_metadata(&config.index_codecs)
+            .map_err(|e| format!("sharding_indexed index codecs: {e}"))?;
+        let index_shape: Vec<NonZeroU64> = chunks_per_shard
+            .iter()
+            .chain(&[2])
+            .map(|&n| NonZeroU64::new(n).expect("shapes were checked to be positive"))
+            .collect();
+        let index_nbytes = match index_chain
+            .encoded_representation(&index_shape, &index_data_type(), &index_fill_value())
+            .map_err(|e| format!("sharding_indexed index codecs: {e}"))?
+        {
+            BytesRepresentation::FixedSize(n) => n,
+            _ => return Err("the shard index codecs do not have a fixed size".to_string()),
+        };
+        let num_inner: u64 = chunks_per_shard.iter().product();
+        let entries_per_shard = usize::try_from(num_inner.saturating_mul(16)).unwrap_or(usize::MAX);
+        let capacity = (INDEX_CACHE_BYTES / entries_per_shard.max(1)).max(16);
+        Ok(ShardLayout {
+            shard_shape,
+            chunks_per_shard,
+            inner,
+            index_chain: Arc::new(index_chain),
+            index_shape,
+            index_nbytes,
+            index_at_start: config.index_location == ShardingIndexLocation::Start,
+            index_options: CodecOptions::default().with_concurrent_target(1),
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(capacity).expect("capacity is at least 16"),
+            )),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<Vec<u64>, CachedIndex>> {
+        // Every update is one call on the map, so a poisoned lock still guards a sound map.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn clear_cache(&self) {
+        self.lock().clear();
+    }
+
+    fn num_inner(&self) -> usize {
+        self.chunks_per_shard.iter().product::<u64>() as usize
+    }
+
+    /// The shard holding inner chunk `chunk`, and the inner chunk's position in the shard
+    /// (C order).
+    fn locate(&self, chunk: &[u64]) -> (Vec<u64>, usize) {
+        let shard = chunk
+            .iter()
+            .zip(&self.chunks_per_shard)
+            .map(|(c, n)| c / n)
+            .collect();
+        let position = chunk
+            .iter()
+            .zip(&self.chunks_per_shard)
+            .fold(0u64, |acc, (c, n)| acc * n + c % n);
+        (shard, position as usize)
+    }
+
+    /// The grid coordinates of the inner chunk at `position` of shard `shard`.
+    fn inner_coords(&self, shard: &[u64], position: usize) -> Vec<u64> {
+        let mut rest = position as u64;
+        let mut coords = vec![0; shard.len()];
+        for axis in (0..shard.len()).rev() {
+            let n = self.chunks_per_shard[axis];
+            coords[axis] = shard[axis] * n + rest % n;
+            rest /= n;
+        }
+        coords
+    }
+
+    /// Decodes an encoded shard index.
+    fn decode_index(&self, encoded: &[u8]) -> std::result::Result<Vec<u64>, String> {
+        let decoded = self
+            .index_chain
+            .decode(
+                Cow::Borrowed(encoded),
+                &self.index_shape,
+                &index_data_type(),
+                &index_fill_value(),
+                &self.index_options,
+            )
+            .map_err(|e| format!("shard index: {e}"))?;
+        let ArrayBytes::Fixed(bytes) = decoded else {
+            return Err("shard index: not fixed-length data".to_string());
+        };
+        if bytes.len() != self.num_inner() * 16 {
+            return Err(format!("shard index: decoded to {} bytes", bytes.len()));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .collect())
+    }
+
+    fn encode_index(&self, entries: &[u64]) -> std::result::Result<Vec<u8>, String> {
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_ne_bytes()).collect();
+        let encoded = self
+            .index_chain
+            .encode(
+                ArrayBytes::new_flen(Cow::Owned(bytes)),
+                &self.index_shape,
+                &index_data_type(),
+                &index_fill_value(),
+                &self.index_options,
+            )
+            .map_err(|e| format!("shard index: {e}"))?;
+        if encoded.len() as u64 != self.index_nbytes {
+            return Err(format!(
+                "shard index encoded to {} bytes, expected {}",
+                encoded.len(),
+                self.index_nbytes
+            ));
+        }
+        Ok(encoded.into_owned())
+    }
+
+    /// Where the index sits in a shard of `len` bytes; an error if the shard is too short.
+    fn index_range(&self, len: u64) -> std::result::Result<Range<u64>, String> {
+        if len < self.index_nbytes {
+            return Err(format!(
+                "shard of {len} bytes is shorter than its index ({} bytes)",
+                self.index_nbytes
+            ));
+        }
+        Ok(if self.index_at_start {
+            0..self.index_nbytes
+        } else {
+            len - self.index_nbytes..len
+        })
+    }
+
+    /// The byte range of inner chunk `position`, `None` when it is absent; an error when the
+    /// entry does not fit a shard of `len` bytes.
+    fn entry(
+        &self,
+        entries: &[u64],
+        position: usize,
+        len: u64,
+    ) -> std::result::Result<Option<Range<u64>>, String> {
+        let (offset, nbytes) = (entries[2 * position], entries[2 * position + 1]);
+        if offset == ABSENT && nbytes == ABSENT {
+            return Ok(None);
+        }
+        let index = self.index_range(len)?;
+        let data = if self.index_at_start {
+            index.end..len
+        } else {
+            0..index.start
+        };
+        match offset.checked_add(nbytes) {
+            Some(end) if offset >= data.start && end <= data.end => Ok(Some(offset..end)),
+            _ => Err(format!(
+                "shard index entry (offset {offset}, {nbytes} bytes) lies outside the \
+                 {len}-byte shard"
+            )),
+        }
+    }
+
+    /// The index of the open shard `shard`, from the cache when the file is the one it was
+    /// read from.
+    fn index_of(
+        &self,
+        shard: &[u64],
+        file: &File,
+        identity: &FileIdentity,
+        path: &Path,
+    ) -> Result<std::result::Result<Arc<Vec<u64>>, String>> {
+        if let Some(cached) = self.lock().get(shard) {
+            if cached.identity == *identity {
+                return Ok(Ok(Arc::clone(&cached.entries)));
+            }
+        }
+        let range = match self.index_range(identity.len) {
+            Ok(range) => range,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut encoded = vec![0u8; (range.end - range.start) as usize];
+        read_exact_at(file, &mut encoded, range.start).map_err(|e| Error::io(path, e))?;
+        let entries = match self.decode_index(&encoded) {
+            Ok(entries) => Arc::new(entries),
+            Err(reason) => return Ok(Err(reason)),
+        };
+        self.lock().put(
+            shard.to_vec(),
+            CachedIndex {
+                identity: identity.clone(),
+                entries: Arc::clone(&entries),
+            },
+        );
+        Ok(Ok(entries))
+    }
+}
+
+fn index_data_type() -> ZarrsDataType {
+    zarrs::array::data_type::uint64()
+}
+
+fn index_fill_value() -> FillValue {
+    FillValue::from(ABSENT)
+}
+
+/// An open shard file and the byte range of one inner chunk in it.
+struct Located {
+    file: File,
+    path: std::path::PathBuf,
+    range: Range<u64>,
+}
+
+/// What the region write does with one inner chunk of a shard.
+enum Slot<'a> {
+    Absent,
+    /// Kept from the old shard.
+    Old(&'a [u8]),
+    /// Newly encoded.
+    New(Vec<u8>),
+}
+
+impl ZarrArray {
+    /// Opens the shard of inner chunk `chunk` and finds the chunk's bytes; `None` when the
+    /// shard or the chunk is not stored.
+    fn locate_inner_chunk(&self, layout: &ShardLayout, chunk: &[u64]) -> Result<Option<Located>> {
+        let (shard, position) = layout.locate(chunk);
+        let path = self.stored_chunk_path(&shard);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let identity = FileIdentity::of(&file.metadata().map_err(|e| Error::io(&path, e))?);
+        let entries = layout
+            .index_of(&shard, &file, &identity, &path)?
+            .map_err(|reason| self.corrupt(chunk, format!("in shard {shard:?}: {reason}")))?;
+        let range = layout
+            .entry(&entries, position, identity.len)
+            .map_err(|reason| self.corrupt(chunk, format!("in shard {shard:?}: {reason}")))?;
+        Ok(range.map(|range| Located { file, path, range }))
+    }
+
+    pub(super) fn read_inner_chunk(
+        &self,
+        layout: &ShardLayout,
+        chunk: &[u64],
+        region: &[Range<u64>],
+        out: &mut [u8],
+    ) -> Result<bool> {
+        let Some(located) = self.locate_inner_chunk(layout, chunk)? else {
+            return Ok(false);
+        };
+        let mut encoded = vec![0u8; (located.range.end - located.range.start) as usize];
+        read_exact_at(&located.file, &mut encoded, located.range.start)
+            .map_err(|e| Error::io(&located.path, e))?;
+        self.decode_clipped(&layout.inner, chunk, &encoded, region, out)?;
+        Ok(true)
+    }
+
+    pub(super) fn inner_chunk_exists(&self, layout: &ShardLayout, chunk: &[u64]) -> Result<bool> {
+        Ok(self.locate_inner_chunk(layout, chunk)?.is_some())
+    }
+
+    /// Writes `data` into `region` (both checked by the caller), rewriting each touched shard
+    /// once.
+    pub(super) fn write_region_sharded(
+        &self,
+        layout: &ShardLayout,
+        region: &[Range<u64>],
+        data: &[u8],
+    ) -> Result<()> {
+        let shards = chunk_selections(region, &self.shape, &layout.shard_shape);
+        produce_and_store(&shards, |shard| {
+            self.produce_shard(layout, shard, region, data)
+        })
+    }
+
+    /// The new content of the shard `shard` of a write of `data` into `region`.
+    fn produce_shard(
+        &self,
+        layout: &ShardLayout,
+        shard: &ChunkSelection,
+        region: &[Range<u64>],
+        data: &[u8],
+    ) -> Result<Stored> {
+        let itemsize = self.dtype.size();
+        let shard_coords = &shard.chunk_coords;
+        let path = self.stored_chunk_path(shard_coords);
+        // The part of the shard the region covers, in array coordinates.
+        let touched: Vec<Range<u64>> = shard
+            .chunk_region
+            .iter()
+            .zip(&shard.chunk_selection)
+            .map(|(r, s)| r.start + s.start..r.start + s.end)
+            .collect();
+        let inner = chunk_selections(&touched, &self.shape, &self.chunk_shape);
+        // Inner chunks of this shard that overlap the array (the others are never stored).
+        let in_array: usize = shard
+            .chunk_region
+            .iter()
+            .zip(&self.chunk_shape)
+            .map(|(r, &c)| (r.end - r.start).div_ceil(c) as usize)
+            .product();
+        let whole = inner.len() == in_array && inner.iter().all(ChunkSelection::is_complete_chunk);
+        let old = if whole {
+            None
+        } else {
+            crate::fs::read_if_exists(&path)?
+        };
+        let old_entries = match &old {
+            Some(bytes) => {
+                let range = layout.index_range(bytes.len() as u64);
+                let index = range.and_then(|range| {
+                    layout.decode_index(&bytes[range.start as usize..range.end as usize])
+                });
+                Some(index.map_err(|reason| {
+                    self.corrupt(
+                        &inner[0].chunk_coords,
+                        format!("in shard {shard_coords:?}, which this write updates: {reason}"),
+                    )
+                })?)
+            }
+            None => None,
+        };
+        // The old bytes of the inner chunk at `position`.
+        let old_chunk = |position: usize| -> Result<Option<&[u8]>> {
+            let (Some(bytes), Some(entries)) = (&old, &old_entries) else {
+                return Ok(None);
+            };
+            let range = layout
+                .entry(entries, position, bytes.len() as u64)
+                .map_err(|reason| {
+                    self.corrupt(
+                        &layout.inner_coords(shard_coords, position),
+                        format!("in shard {shard_coords:?}: {reason}"),
+                    )
+                })?;
+            Ok(range.map(|r| &bytes[r.start as usize..r.end as usize]))
+        };
+
+        let mut slots: Vec<Slot> = Vec::with_capacity(layout.num_inner());
+        for position in 0..layout.num_inner() {
+            slots.push(match old_chunk(position)? {
+                Some(bytes) => Slot::Old(bytes),
+                None => Slot::Absent,
+            });
+        }
+        let data_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+        let full_shape = layout.inner.shape();
+        let encode_one = |selection: &ChunkSelection| -> Result<(usize, Slot)> {
+            let (_, position) = layout.locate(&selection.chunk_coords);
+            let chunk = &selection.chunk_coords;
+            with_scratch(layout.inner.nbytes(), |buffer| {
+                match old_chunk(position)? {
+                    Some(encoded) if !selection.is_complete_chunk() => layout
+                        .inner
+                        .decode_into(encoded, buffer)
+                        .map_err(|reason| self.corrupt(chunk, reason))?,
+                    _ => self.fill(buffer),
+                }
+                // The selection relative to the whole region being written.
+                let source: Vec<Range<u64>> = selection
+                    .out_selection
+                    .iter()
+                    .zip(touched.iter().zip(region))
+                    .map(|(s, (t, r))| s.start + t.start - r.start..s.end + t.start - r.start)
+                    .collect();
+                // SAFETY: `data` holds the region (checked by the caller), `buffer` a full
+                // inner chunk; `source` lies in the region and `chunk_selection` in the chunk's
+                // clipped region, which starts at the chunk's origin; `buffer` is this thread's
+                // scratch.
+                unsafe {
+                    copy_box(
+                        data.as_ptr(),
+                        &data_shape,
+                        &source,
+                        buffer.as_mut_ptr(),
+                        &full_shape,
+                        &selection.chunk_selection,
+                        itemsize,
+                    );
+                }
+                if !self.write_empty_chunks && self.is_fill(buffer) {
+                    return Ok((position, Slot::Absent));
+                }
+                let encoded = self.encode(&layout.inner, chunk, buffer)?.into_owned();
+                Ok((position, Slot::New(encoded)))
+            })
+        };
+        let updated: Vec<(usize, Slot)> = if inner.len() == 1 {
+            vec![encode_one(&inner[0])?]
+        } else {
+            inner
+                .par_iter()
+                .map(encode_one)
+                .collect::<Result<Vec<_>>>()?
+        };
+        for (position, slot) in updated {
+            slots[position] = slot;
+        }
+
+        layout.lock().pop(shard_coords);
+        if slots.iter().all(|slot| matches!(slot, Slot::Absent)) {
+            return Ok(Stored { path, bytes: None });
+        }
+        let body_len: usize = slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Absent => 0,
+                Slot::Old(bytes) => bytes.len(),
+                Slot::New(bytes) => bytes.len(),
+            })
+            .sum();
+        let index_nbytes = layout.index_nbytes as usize;
+        let mut entries = vec![ABSENT; 2 * layout.num_inner()];
+        let mut file = Vec::with_capacity(body_len + index_nbytes);
+        if layout.index_at_start {
+            // A placeholder, replaced by the index once the offsets are known.
+            file.resize(index_nbytes, 0);
+        }
+        for (position, slot) in slots.iter().enumerate() {
+            let bytes: &[u8] = match slot {
+                Slot::Absent => continue,
+                Slot::Old(bytes) => bytes,
+                Slot::New(bytes) => bytes,
+            };
+            entries[2 * position] = file.len() as u64;
+            entries[2 * position + 1] = bytes.len() as u64;
+            file.extend_from_slice(bytes);
+        }
+        let index = layout
+            .encode_index(&entries)
+            .map_err(|reason| Error::Metadata {
+                path: self.describe.clone(),
+                reason: format!("cannot encode the index of shard {shard_coords:?}: {reason}"),
+            })?;
+        if layout.index_at_start {
+            file[..index_nbytes].copy_from_slice(&index);
+        } else {
+            file.extend_from_slice(&index);
+        }
+        Ok(Stored {
+            path,
+            bytes: Some(file),
+        })
+    }
+}
