@@ -248,26 +248,59 @@ fn fill_with(out: &mut [u8], element: &[u8]) {
     }
 }
 
-/// The decoded data of one chunk: from the cache, else read (and cached when `populate`), else
-/// `None` when it is not stored.
-fn decoded_chunk(
+/// Decoded chunk data, borrowed from the cache or a scratch buffer.
+enum Decoded<'a> {
+    Cached(Arc<Vec<u8>>),
+    Scratch(&'a [u8]),
+    Missing,
+}
+
+impl Decoded<'_> {
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Decoded::Cached(data) => Some(data),
+            Decoded::Scratch(data) => Some(data),
+            Decoded::Missing => None,
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread decode buffer for chunks that are not cached: reusing it avoids a fresh
+    /// (page-faulting) allocation per chunk on large reads.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `use_chunk` on one chunk's decoded data: from the cache, else decoded (into a new cached
+/// buffer when `populate`, else into this thread's scratch buffer).
+fn with_decoded_chunk<R>(
     array: &dyn ChunkedArray,
     cache: Option<&ChunkCache>,
     populate: bool,
     selection: &ChunkSelection,
-) -> Result<Option<Arc<Vec<u8>>>> {
+    use_chunk: impl FnOnce(Decoded<'_>) -> Result<R>,
+) -> Result<R> {
     if let Some(hit) = cache.and_then(|c| c.get(&selection.chunk_coords)) {
-        return Ok(Some(hit));
+        return use_chunk(Decoded::Cached(hit));
     }
-    let mut buffer = vec![0u8; region_len(&selection.chunk_region) * array.dtype().size()];
-    if !array.read_chunk(&selection.chunk_coords, &mut buffer)? {
-        return Ok(None);
-    }
-    let buffer = Arc::new(buffer);
+    let len = region_len(&selection.chunk_region) * array.dtype().size();
     if let Some(cache) = cache.filter(|_| populate) {
+        let mut buffer = vec![0u8; len];
+        if !array.read_chunk(&selection.chunk_coords, &mut buffer)? {
+            return use_chunk(Decoded::Missing);
+        }
+        let buffer = Arc::new(buffer);
         cache.insert(selection.chunk_coords.clone(), Arc::clone(&buffer));
+        return use_chunk(Decoded::Cached(buffer));
     }
-    Ok(Some(buffer))
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.resize(len, 0);
+        if array.read_chunk(&selection.chunk_coords, &mut scratch[..len])? {
+            use_chunk(Decoded::Scratch(&scratch[..len]))
+        } else {
+            use_chunk(Decoded::Missing)
+        }
+    })
 }
 
 /// Reads `region` of `array` into `out` (C order, native byte order), decoding the touched
@@ -296,37 +329,40 @@ pub fn read_region_into(
     let shared = SharedOut(out.as_mut_ptr());
     let read_one = |selection: &ChunkSelection| -> Result<()> {
         let chunk_shape = region_shape(&selection.chunk_region);
-        let data = decoded_chunk(array, cache, populate, selection)?;
-        let data = match (data, missing) {
-            (Some(data), _) => data,
-            (None, MissingChunks::Fill) => {
-                let mut filled = vec![0u8; region_len(&selection.chunk_region) * itemsize];
-                fill_with(&mut filled, array.fill_value());
-                Arc::new(filled)
+        with_decoded_chunk(array, cache, populate, selection, |decoded| {
+            let filled;
+            let data = match (decoded.bytes(), missing) {
+                (Some(data), _) => data,
+                (None, MissingChunks::Fill) => {
+                    let mut buffer = vec![0u8; region_len(&selection.chunk_region) * itemsize];
+                    fill_with(&mut buffer, array.fill_value());
+                    filled = buffer;
+                    &filled[..]
+                }
+                (None, MissingChunks::Error) => {
+                    return Err(Error::MissingChunk {
+                        array: array.describe(),
+                        chunk: selection.chunk_coords.clone(),
+                    })
+                }
+            };
+            let out = shared;
+            // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape` elements
+            // (checked above); the selections are inside both; distinct chunks write disjoint
+            // boxes of `out` (see `SharedOut`).
+            unsafe {
+                copy_box(
+                    data.as_ptr(),
+                    &chunk_shape,
+                    &selection.chunk_selection,
+                    out.0,
+                    &out_shape,
+                    &selection.out_selection,
+                    itemsize,
+                );
             }
-            (None, MissingChunks::Error) => {
-                return Err(Error::MissingChunk {
-                    array: array.describe(),
-                    chunk: selection.chunk_coords.clone(),
-                })
-            }
-        };
-        let out = shared;
-        // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape` elements
-        // (checked above); the selections are inside both; distinct chunks write disjoint
-        // boxes of `out` (see `SharedOut`).
-        unsafe {
-            copy_box(
-                data.as_ptr(),
-                &chunk_shape,
-                &selection.chunk_selection,
-                out.0,
-                &out_shape,
-                &selection.out_selection,
-                itemsize,
-            );
-        }
-        Ok(())
+            Ok(())
+        })
     };
     if selections.len() == 1 {
         return read_one(&selections[0]);

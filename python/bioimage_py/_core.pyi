@@ -1,11 +1,13 @@
 """Type stubs and API docs of the Rust extension `bioimage_py._core`.
 
-The extension is the hot path: index normalization and blocking math (and, later, chunk I/O).
+The extension is the hot path: index normalization, blocking math and native chunk I/O.
 Everything here takes and returns plain Python / numpy objects.
 """
 
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -197,3 +199,87 @@ def group_blocks_by_shards(
     Raises:
         ValueError: a shard shape of the wrong length, or an entry that is not positive.
     """
+
+# --- native chunked arrays (zarr, N5) ---------------------------------------------------------
+# Used through `bioimage_py.open_source` / `bioimage_py.io.create_array`; errors: ValueError for
+# bad metadata or arguments, OSError for I/O and corrupt chunks (messages name the array path and
+# the chunk), FileNotFoundError for missing files and, with missing_chunks="error", chunks.
+
+DEFAULT_CHUNK_CACHE_BYTES: int
+"""Default bound of an open array's decoded-chunk cache (256 MiB)."""
+
+class NativeArray:
+    """An open zarr or N5 array: numpy basic indexing, reads and writes with the GIL released,
+    chunks decoded in parallel through a decoded-chunk cache bounded in bytes."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The read/write chunk: the inner chunk of a sharded zarr array, an N5 block."""
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard shape of a sharded zarr array, else None."""
+    @property
+    def format(self) -> str:
+        """``"zarr"`` or ``"n5"``."""
+    @property
+    def path(self) -> str:
+        """Container path and key, as used in messages."""
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def missing_chunks(self) -> str:
+        """``"fill"`` (missing chunks read as the fill value) or ``"error"``."""
+    @property
+    def chunk_cache_bytes(self) -> int:
+        """Bound of the decoded-chunk cache in bytes (0: no cache)."""
+    @property
+    def cache_size_bytes(self) -> int:
+        """Bytes of decoded chunks currently cached."""
+    def clear_cache(self) -> None:
+        """Forget every cached chunk (e.g. after another process rewrote the array)."""
+    def chunk_exists(self, chunk: Sequence[int]) -> bool:
+        """Whether the chunk at grid position ``chunk`` (units of ``chunks``) is stored."""
+    def __getitem__(self, index: Any) -> Any:
+        """numpy basic indexing; a new array (a numpy scalar for all-integer indices)."""
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """numpy basic indexing; ``value`` broadcasts to the region. Chunk writes are atomic."""
+    def __len__(self) -> int: ...
+
+def open_zarr(
+    root: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
+    missing_chunks: str = "fill",
+) -> NativeArray:
+    """Open the zarr (v2 or v3, optionally sharded) array at ``key`` of the store at ``root``."""
+
+def create_zarr(
+    root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
+    zarr_format: int = 3, shards: Sequence[int] | None = None, compression: str = "zstd",
+    compression_level: int | None = None, fill_value: float = 0.0, overwrite: bool = False,
+    chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+) -> NativeArray:
+    """Create a zarr array (groups on the way are created) and open it writable."""
+
+def open_n5(
+    root: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
+    missing_chunks: str = "fill",
+) -> NativeArray:
+    """Open the N5 dataset at ``key`` of the container at ``root``."""
+
+def create_n5(
+    root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
+    compression: str = "gzip", compression_level: int | None = None, overwrite: bool = False,
+    chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+) -> NativeArray:
+    """Create an N5 dataset (shape and chunks in numpy order) and open it writable."""
+
+def list_zarr_arrays(root: str) -> list[str]:
+    """Keys of the zarr arrays below ``root``, sorted; ``""`` for an array at the root."""
+
+def list_n5_arrays(root: str) -> list[str]:
+    """Keys of the N5 datasets below ``root``, sorted; ``""`` for a dataset at the root."""

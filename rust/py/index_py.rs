@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyInt, PySlice, PyTuple, PyType};
 
 use super::error_py::to_py_err;
 use crate::error::{Error, Int};
-use crate::index::{self, AxisVec, IndexItem};
+use crate::index::{self, AxisVec, IndexItem, NormalizedIndex};
 
 /// `numpy.integer`, looked up once: numpy integer scalars index like Python ints.
 static NUMPY_INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -34,14 +34,7 @@ fn normalize_index<'py>(
     shape: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>, bool)> {
     let shape = parse_shape(shape)?;
-    let items = match index.cast::<PyTuple>() {
-        Ok(tuple) => tuple
-            .iter()
-            .map(|item| parse_item(&item, &shape))
-            .collect::<PyResult<AxisVec<_>>>()?,
-        Err(_) => std::iter::once(parse_item(index, &shape)).collect::<PyResult<_>>()?,
-    };
-    let normalized = index::normalize_index(&items, &shape).map_err(|e| to_py_err(py, e))?;
+    let normalized = parse_index(index, &shape)?;
     let roi = normalized
         .roi
         .iter()
@@ -52,6 +45,18 @@ fn normalize_index<'py>(
         PyTuple::new(py, normalized.squeeze)?,
         normalized.scalar,
     ))
+}
+
+/// Parses and normalizes a Python index for an array of `shape`.
+pub(crate) fn parse_index(index: &Bound<'_, PyAny>, shape: &[u64]) -> PyResult<NormalizedIndex> {
+    let items = match index.cast::<PyTuple>() {
+        Ok(tuple) => tuple
+            .iter()
+            .map(|item| parse_item(&item, shape))
+            .collect::<PyResult<AxisVec<_>>>()?,
+        Err(_) => std::iter::once(parse_item(index, shape)).collect::<PyResult<_>>()?,
+    };
+    index::normalize_index(&items, shape).map_err(|e| to_py_err(index.py(), e))
 }
 
 /// An array shape: a tuple (the fast path) or any sequence of non-negative ints.

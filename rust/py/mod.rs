@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod array_py;
 mod blocking_py;
 mod error_py;
 mod index_py;
@@ -12,5 +13,6 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     error_py::register(module)?;
     index_py::register(module)?;
     blocking_py::register(module)?;
+    array_py::register(module)?;
     Ok(())
 }

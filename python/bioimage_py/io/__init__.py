@@ -1,12 +1,13 @@
-"""File formats: the format registry and opening files and the arrays inside them.
+"""File formats: the format registry, opening files and the arrays inside them, creating arrays.
 
-The writable container formats zarr, n5 and hdf5 are registered on import; their libraries
-(zarr-python, z5py, h5py) are only imported when a file of that format is opened.
+The writable container formats are registered on import: zarr and n5 are read and written by
+the Rust core; hdf5 through h5py, imported only when an HDF5 file is opened.
 """
 from __future__ import annotations
 
 from bioimage_py.io import formats as _formats  # noqa: F401  (registers the built-in formats)
 from bioimage_py.io.arrays import open_array
+from bioimage_py.io.create import create_array
 from bioimage_py.io.files import infer_extension, infer_format, open_file
 from bioimage_py.io.registry import (
     constructor_for_format,
@@ -19,6 +20,7 @@ from bioimage_py.io.registry import (
 
 __all__ = [
     "constructor_for_format",
+    "create_array",
     "format_for_extension",
     "infer_extension",
     "infer_format",

@@ -1,8 +1,8 @@
-"""The built-in writable container formats, opened for now through the peers' Python libraries.
+"""The built-in writable container formats: zarr and N5 natively (Rust), HDF5 through h5py.
 
-Each ``open_*`` function is a registry constructor, ``(path, mode, **kwargs) -> container``. The
-libraries are imported when a file is opened, so a missing one never breaks ``import
-bioimage_py.io``; it fails then with an ``ImportError`` naming the package to install.
+Each constructor is ``(path, mode, **kwargs) -> container``. Optional libraries are imported
+when a file is opened, so a missing one never breaks ``import bioimage_py.io``; it fails then
+with an ``ImportError`` naming the package to install.
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from bioimage_py.io.native import open_native_n5, open_native_zarr
 from bioimage_py.io.registry import register_format
 
-__all__ = ["open_hdf5", "open_n5", "open_zarr"]
+__all__ = ["import_optional", "open_hdf5"]
 
 
 def import_optional(module: str, *, format: str, install: str) -> ModuleType:
@@ -30,31 +31,12 @@ def import_optional(module: str, *, format: str, install: str) -> ModuleType:
         ) from err
 
 
-def open_zarr(path: str, mode: str, **kwargs: Any) -> Any:
-    """Open a zarr (v2 or v3) store with ``zarr.open``: the root ``Group``, or ``Array`` if the
-    root is an array. ``kwargs`` go to ``zarr.open`` (e.g. ``zarr_format``, ``storage_options``).
-    """
-    zarr = import_optional("zarr", format="zarr", install="pip install zarr")
-    return zarr.open(store=path, mode=mode, **kwargs)
-
-
-def open_n5(path: str, mode: str, **kwargs: Any) -> Any:
-    """Open an N5 container as a ``z5py.File``, whatever its extension.
-
-    ``kwargs`` go to ``z5py.File``. z5py cannot open a dataset stored at the container root.
-    """
-    z5py = import_optional(
-        "z5py", format="n5", install="pip install z5py (or conda install -c conda-forge z5py)"
-    )
-    return z5py.File(path, mode=mode, use_zarr_format=False, **kwargs)
-
-
 def open_hdf5(path: str, mode: str, **kwargs: Any) -> Any:
     """Open an HDF5 file as an ``h5py.File``; ``kwargs`` go to it (e.g. ``driver``, ``locking``)."""
     h5py = import_optional("h5py", format="hdf5", install="pip install h5py")
     return h5py.File(path, mode=mode, **kwargs)
 
 
-register_format("zarr", [".zarr", ".zr"], open_zarr, writable=True)
-register_format("n5", [".n5"], open_n5, writable=True)
+register_format("zarr", [".zarr", ".zr"], open_native_zarr, writable=True)
+register_format("n5", [".n5"], open_native_n5, writable=True)
 register_format("hdf5", [".h5", ".hdf", ".hdf5"], open_hdf5, writable=True)

@@ -24,6 +24,8 @@ def list_arrays(container: Any) -> list[str]:
     """
     if is_array(container):
         return [""]
+    if hasattr(container, "list_arrays"):  # native containers list themselves
+        return sorted(container.list_arrays())
     found: list[str] = []
     if hasattr(container, "visititems"):
 

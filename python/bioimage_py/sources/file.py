@@ -47,6 +47,18 @@ class FileSource(ArraySource):
         self._open_kwargs = dict(open_kwargs or {})
         self._writable = bool(writable)
 
+    def chunk_exists(self, chunk: tuple[int, ...]) -> bool:
+        """Whether the chunk at grid position ``chunk`` (in units of ``chunks``) is stored.
+
+        Raises:
+            TypeError: the underlying array cannot tell (only native zarr and N5 arrays can).
+            ValueError: ``chunk`` is outside the chunk grid.
+        """
+        chunk_exists = getattr(self._array, "chunk_exists", None)
+        if chunk_exists is None:
+            raise TypeError(f"{type(self._array).__name__} arrays cannot tell which chunks exist")
+        return chunk_exists(tuple(int(c) for c in chunk))
+
     @property
     def path(self) -> str:
         """The file or container the array was opened from."""

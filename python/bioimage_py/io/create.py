@@ -1,0 +1,126 @@
+"""Creating arrays: ``create_array`` makes a zarr (v2, v3, sharded v3), N5 or HDF5 array."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from bioimage_py import _core
+from bioimage_py.io.files import as_path_str, resolve_format
+
+__all__ = ["DEFAULT_COMPRESSION", "create_array", "default_chunks"]
+
+# Per format: what a new array is compressed with unless told otherwise.
+DEFAULT_COMPRESSION = {"zarr": ("zstd", 3), "n5": ("gzip", 1), "hdf5": ("gzip", 1)}
+
+
+def default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks of about 256 KiB-2 MiB: 64 per axis for volumes, 256 for images, 64 Ki for lines."""
+    edge = {1: 65536, 2: 256}.get(len(shape), 64)
+    return tuple(max(1, min(size, edge)) for size in shape)
+
+
+def create_array(
+    path: str | os.PathLike[str],
+    internal_path: str = "",
+    *,
+    shape: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...] | None = None,
+    format: str | None = None,
+    zarr_format: int = 3,
+    shards: tuple[int, ...] | None = None,
+    compression: str | None = None,
+    compression_level: int | None = None,
+    fill_value: float = 0,
+    overwrite: bool = False,
+    **open_kwargs: Any,
+) -> Any:
+    """Create an array in a zarr store, an N5 container or an HDF5 file, and open it writable.
+
+    Args:
+        path: the store, container or file (created when missing); the format comes from its
+            extension unless ``format`` is given.
+        internal_path: the array's key inside it (``""``: the root, for zarr and N5).
+        shape, dtype: of the array (bool, int8-64, uint8-64, float32/64).
+        chunks: the chunk shape (the inner chunk when sharded); default ``default_chunks(shape)``.
+        zarr_format: 2 or 3 (zarr only).
+        shards: the shard shape, a multiple of ``chunks`` (zarr v3 only).
+        compression: zarr ``"zstd"`` (default), ``"gzip"``, ``"blosc"`` (lz4 + shuffle),
+            ``"blosc-<cname>[-shuffle|-bitshuffle|-noshuffle]"``, ``"raw"``; N5 ``"gzip"``
+            (default), ``"zstd"``, ``"blosc"``, ``"bzip2"``, ``"xz"``, ``"lz4"``, ``"raw"``;
+            HDF5 ``"gzip"`` (default), ``"lzf"``, ``"raw"``.
+        compression_level: the codec's level; default per format (zstd 3, gzip 1).
+        fill_value: what unwritten chunks read as (zarr; N5 and HDF5 use 0).
+        overwrite: replace an existing array at ``internal_path``.
+        **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
+            ``missing_chunks``), so workers reopen the array the same way.
+
+    Returns:
+        A writable ``FileSource`` over the new array.
+
+    Raises:
+        ValueError: unknown format, dtype or compression; chunks or shards that do not fit;
+            an existing array without ``overwrite``.
+    """
+    from bioimage_py.sources.file import FileSource
+
+    path = os.path.abspath(as_path_str(path))
+    fmt = resolve_format(path, format=format)
+    dtype_name = np.dtype(dtype).name
+    shape = tuple(int(n) for n in shape)
+    chunks = default_chunks(shape) if chunks is None else tuple(int(c) for c in chunks)
+    if shards is not None and fmt != "zarr":
+        raise ValueError(f"shards are a zarr v3 feature; {fmt} arrays cannot be sharded")
+    default_name, default_level = DEFAULT_COMPRESSION.get(fmt, ("raw", None))
+    if compression is None:
+        compression, compression_level = default_name, (
+            default_level if compression_level is None else compression_level
+        )
+    key = internal_path.strip("/")
+    if fmt == "zarr":
+        array = _core.create_zarr(
+            path, key, shape=shape, chunks=chunks, dtype=dtype_name, zarr_format=zarr_format,
+            shards=None if shards is None else tuple(int(s) for s in shards),
+            compression=compression, compression_level=compression_level,
+            fill_value=float(fill_value), overwrite=overwrite, **open_kwargs,
+        )
+    elif fmt == "n5":
+        array = _core.create_n5(
+            path, key, shape=shape, chunks=chunks, dtype=dtype_name, compression=compression,
+            compression_level=compression_level, overwrite=overwrite, **open_kwargs,
+        )
+    elif fmt == "hdf5":
+        array = _create_hdf5(path, key, shape, dtype_name, chunks, compression,
+                             compression_level, fill_value, overwrite)
+        open_kwargs = {}
+    else:
+        raise ValueError(f"cannot create {fmt} arrays: only zarr, n5 and hdf5 are writable")
+    return FileSource(array, path=path, internal_path=key, format=fmt, mode="r+",
+                      open_kwargs=open_kwargs, writable=True)
+
+
+def _create_hdf5(path: str, key: str, shape: tuple[int, ...], dtype: str,
+                 chunks: tuple[int, ...], compression: str, level: int | None,
+                 fill_value: float, overwrite: bool) -> Any:
+    from bioimage_py.io.formats import import_optional
+
+    h5py = import_optional("h5py", format="hdf5", install="pip install h5py")
+    if not key:
+        raise ValueError("an HDF5 array needs an internal_path (a dataset name)")
+    filters: dict[str, Any] = {}
+    if compression == "gzip":
+        filters = {"compression": "gzip", "compression_opts": 1 if level is None else level}
+    elif compression == "lzf":
+        filters = {"compression": "lzf"}
+    elif compression not in ("raw", "none"):
+        raise ValueError(f"unknown hdf5 compression {compression!r}; expected gzip, lzf or raw")
+    file = h5py.File(path, "a")
+    if key in file:
+        if not overwrite:
+            file.close()
+            raise ValueError(f"an array exists at {key!r} in {path!r}; pass overwrite=True")
+        del file[key]
+    return file.create_dataset(key, shape=shape, dtype=dtype, chunks=chunks,
+                               fillvalue=fill_value, **filters)

@@ -1,0 +1,146 @@
+"""zarr stores and N5 containers opened by the Rust core: the fast path behind ``open_source``.
+
+``open_native_zarr`` / ``open_native_n5`` are the registry constructors of the ``"zarr"`` and
+``"n5"`` formats. Like ``zarr.open`` they return the array itself when the container's root is
+an array, and otherwise a ``NativeContainer`` whose items are the arrays inside it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from bioimage_py import _core
+
+__all__ = ["NativeContainer", "is_native_array_dir", "open_native_n5", "open_native_zarr"]
+
+N5_VERSION = "4.0.0"
+
+
+def is_native_array_dir(path: str | os.PathLike[str], format: str) -> bool:
+    """Whether ``path`` holds array metadata of ``format`` (not a group, not nothing)."""
+    path = Path(path)
+    if format == "zarr":
+        if (path / ".zarray").is_file():
+            return True
+        return _read_json(path / "zarr.json").get("node_type") == "array"
+    return "dimensions" in _read_json(path / "attributes.json")
+
+
+def _is_container_root(path: Path, format: str) -> bool:
+    names = ("zarr.json", ".zgroup", ".zarray") if format == "zarr" else ("attributes.json",)
+    return any((path / name).is_file() for name in names)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_root_group(path: Path, format: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if format == "zarr":
+        (path / "zarr.json").write_text(
+            json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}})
+        )
+    else:
+        (path / "attributes.json").write_text(json.dumps({"n5": N5_VERSION}))
+
+
+class NativeContainer:
+    """A zarr store or N5 container on disk; ``container[key]`` opens the array at ``key``.
+
+    Args:
+        path: the container's root folder.
+        format: ``"zarr"`` or ``"n5"``.
+        mode: ``"r"`` opens arrays read-only; ``"r+"``, ``"a"``, ``"w"`` writable.
+        chunk_cache_bytes: bound of each opened array's decoded-chunk cache (0 disables it).
+        missing_chunks: ``"fill"`` (missing chunks read as the fill value) or ``"error"``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        format: str,
+        mode: str,
+        *,
+        chunk_cache_bytes: int = _core.DEFAULT_CHUNK_CACHE_BYTES,
+        missing_chunks: str = "fill",
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.mode = mode
+        self.options = {"chunk_cache_bytes": chunk_cache_bytes, "missing_chunks": missing_chunks}
+        self._open: Callable[..., Any] = _core.open_zarr if format == "zarr" else _core.open_n5
+        self._list: Callable[[str], list[str]] = (
+            _core.list_zarr_arrays if format == "zarr" else _core.list_n5_arrays
+        )
+
+    def list_arrays(self) -> list[str]:
+        """The keys of every array in the container, sorted."""
+        return self._list(self.path)
+
+    def __getitem__(self, key: str) -> Any:
+        """The array at ``key``, or the group there as a ``NativeContainer``; ``KeyError`` if
+        neither exists."""
+        key = key.strip("/")
+        where = Path(self.path, key)
+        if is_native_array_dir(where, self.format):
+            return self._open(self.path, key, read_only=self.mode == "r", **self.options)
+        if key and _is_container_root(where, self.format):
+            return NativeContainer(str(where), self.format, self.mode, **self.options)
+        raise KeyError(key)
+
+    def __contains__(self, key: str) -> bool:
+        return _is_container_root(Path(self.path, key.strip("/")), self.format)
+
+    def close(self) -> None:
+        """Nothing to release: arrays hold no open files between calls."""
+
+    def __enter__(self) -> NativeContainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NativeContainer(path={self.path!r}, format={self.format!r}, mode={self.mode!r})"
+
+
+def _open_native(path: str, mode: str, format: str, **options: Any) -> Any:
+    root = Path(path)
+    if mode == "w":
+        if root.exists():
+            if not root.is_dir() or (any(root.iterdir()) and not _is_container_root(root, format)):
+                raise ValueError(
+                    f"refusing to overwrite {path!r} with mode 'w': it is not a {format} container"
+                )
+            shutil.rmtree(root)
+        _write_root_group(root, format)
+    elif mode == "a" and not root.exists():
+        _write_root_group(root, format)
+    container = NativeContainer(path, format, mode, **options)
+    if is_native_array_dir(root, format):
+        return container[""]
+    return container
+
+
+def open_native_zarr(path: str, mode: str, **options: Any) -> Any:
+    """Open a zarr (v2 or v3) store natively: its root array, or a ``NativeContainer``.
+
+    ``options``: ``chunk_cache_bytes``, ``missing_chunks`` (see ``NativeContainer``).
+    """
+    return _open_native(path, mode, "zarr", **options)
+
+
+def open_native_n5(path: str, mode: str, **options: Any) -> Any:
+    """Open an N5 container natively: its root dataset, or a ``NativeContainer``.
+
+    ``options``: ``chunk_cache_bytes``, ``missing_chunks`` (see ``NativeContainer``).
+    """
+    return _open_native(path, mode, "n5", **options)

@@ -1,0 +1,526 @@
+//! `NativeArray`: the Python handle of a native chunked array (zarr, N5), with numpy basic
+//! indexing, a decoded-chunk cache and a missing-chunk policy. Reads allocate the numpy result
+//! (already squeezed: dropping length-1 axes does not move bytes) and fill it with the GIL
+//! released; writes take a C-contiguous array of the array's dtype.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::{dtype, PyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::error_py::to_py_err;
+use super::index_py::parse_index;
+use crate::chunk_cache::ChunkCache;
+use crate::chunked::{chunk_selections, read_region_into, ChunkedArray, MissingChunks};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::n5::{list_n5_arrays, N5Array, N5Compression};
+use crate::zarr::{list_zarr_arrays, ZarrArray, ZarrCompression, ZarrCreate};
+
+/// Default bound of the decoded-chunk cache of one open array.
+const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<NativeArray>()?;
+    module.add("DEFAULT_CHUNK_CACHE_BYTES", DEFAULT_CACHE_BYTES)?;
+    module.add_function(wrap_pyfunction!(open_zarr, module)?)?;
+    module.add_function(wrap_pyfunction!(create_zarr, module)?)?;
+    module.add_function(wrap_pyfunction!(open_n5, module)?)?;
+    module.add_function(wrap_pyfunction!(create_n5, module)?)?;
+    module.add_function(wrap_pyfunction!(py_list_zarr_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(py_list_n5_arrays, module)?)?;
+    Ok(())
+}
+
+/// Runs `$body` with `$T` bound to the Rust element type of a `DataType`.
+macro_rules! with_element_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            DataType::Bool => {
+                type $T = bool;
+                $body
+            }
+            DataType::Int8 => {
+                type $T = i8;
+                $body
+            }
+            DataType::Int16 => {
+                type $T = i16;
+                $body
+            }
+            DataType::Int32 => {
+                type $T = i32;
+                $body
+            }
+            DataType::Int64 => {
+                type $T = i64;
+                $body
+            }
+            DataType::UInt8 => {
+                type $T = u8;
+                $body
+            }
+            DataType::UInt16 => {
+                type $T = u16;
+                $body
+            }
+            DataType::UInt32 => {
+                type $T = u32;
+                $body
+            }
+            DataType::UInt64 => {
+                type $T = u64;
+                $body
+            }
+            DataType::Float32 => {
+                type $T = f32;
+                $body
+            }
+            DataType::Float64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+
+/// An open native array. Made by `open_zarr`, `create_zarr`, `open_n5`, `create_n5`.
+#[pyclass(module = "bioimage_py._core", frozen)]
+pub struct NativeArray {
+    array: Arc<dyn ChunkedArray>,
+    format: &'static str,
+    cache: Option<ChunkCache>,
+    missing: MissingChunks,
+    read_only: bool,
+}
+
+fn tuple_of<'py>(py: Python<'py>, values: &[u64]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, values)
+}
+
+#[pymethods]
+impl NativeArray {
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple_of(py, self.array.shape())
+    }
+
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.array.shape().len()
+    }
+
+    #[getter]
+    fn dtype<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        with_element_type!(self.array.dtype(), T => dtype::<T>(py).into_any())
+    }
+
+    /// The read/write chunk: the inner chunk of a sharded zarr array, an N5 block.
+    #[getter]
+    fn chunks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple_of(py, self.array.chunk_shape())
+    }
+
+    /// The shard shape of a sharded zarr array, else `None`.
+    #[getter]
+    fn shards<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.array
+            .shard_shape()
+            .map(|shards| tuple_of(py, shards))
+            .transpose()
+    }
+
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.format
+    }
+
+    /// Where the array lives (container path and key), as used in messages.
+    #[getter]
+    fn path(&self) -> String {
+        self.array.describe()
+    }
+
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// `"fill"` (missing chunks read as the fill value) or `"error"`.
+    #[getter]
+    fn missing_chunks(&self) -> &'static str {
+        match self.missing {
+            MissingChunks::Fill => "fill",
+            MissingChunks::Error => "error",
+        }
+    }
+
+    /// The bound of the decoded-chunk cache in bytes (0: no cache).
+    #[getter]
+    fn chunk_cache_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, ChunkCache::capacity_bytes)
+    }
+
+    /// Bytes of decoded chunks currently cached.
+    #[getter]
+    fn cache_size_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, ChunkCache::size_bytes)
+    }
+
+    /// Forgets every cached chunk (e.g. after another process rewrote the array).
+    fn clear_cache(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
+    /// Whether the chunk at grid position `chunk` (in units of `chunks`) is stored.
+    fn chunk_exists(&self, py: Python<'_>, chunk: Vec<u64>) -> PyResult<bool> {
+        self.check_chunk_coords(&chunk)
+            .map_err(|e| to_py_err(py, e))?;
+        let array = Arc::clone(&self.array);
+        py.detach(move || array.chunk_exists(&chunk))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Reads with numpy basic indexing; returns a new numpy array (a numpy scalar when every
+    /// axis is integer-indexed).
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let normalized = parse_index(index, self.array.shape())?;
+        let region: Vec<Range<u64>> = normalized.roi.to_vec();
+        let out_shape: Vec<usize> = region
+            .iter()
+            .enumerate()
+            .filter(|(axis, _)| !normalized.squeeze.contains(axis))
+            .map(|(_, r)| (r.end - r.start) as usize)
+            .collect();
+        let out = with_element_type!(self.array.dtype(), T => {
+            let out = PyArray::<T, _>::zeros(py, out_shape, false);
+            // SAFETY: `out` is a new, C-contiguous, zero-initialized array that no other code
+            // can reach yet; its byte length is that of the region (squeezing removes only
+            // length-1 axes), which `read_region_into` checks again.
+            let bytes = unsafe {
+                let data = out.data();
+                std::slice::from_raw_parts_mut(data.cast::<u8>(), out.len() * size_of::<T>())
+            };
+            self.read_into(py, &region, bytes)?;
+            out.into_any()
+        });
+        if normalized.scalar {
+            return out.get_item(PyTuple::empty(py));
+        }
+        Ok(out)
+    }
+
+    /// Writes with numpy basic indexing; `value` broadcasts to the region as in numpy.
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if self.read_only {
+            return Err(PyTypeError::new_err(format!(
+                "{} is read-only: open it with mode \"r+\", \"a\" or \"w\" to write",
+                self.array.describe()
+            )));
+        }
+        let normalized = parse_index(index, self.array.shape())?;
+        let region: Vec<Range<u64>> = normalized.roi.to_vec();
+        let value_shape: Vec<u64> = region
+            .iter()
+            .enumerate()
+            .filter(|(axis, _)| !normalized.squeeze.contains(axis))
+            .map(|(_, r)| r.end - r.start)
+            .collect();
+        let contiguous = as_contiguous(py, value, &value_shape, &self.dtype(py))?;
+        with_element_type!(self.array.dtype(), T => {
+            let readonly: PyReadonlyArrayDyn<'_, T> = contiguous.extract()?;
+            let elements = readonly.as_slice()?;
+            // SAFETY: `elements` is a C-contiguous slice of plain-old-data numbers borrowed for
+            // this scope; viewing it as bytes is valid for its whole length.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(elements.as_ptr().cast::<u8>(), size_of_val(elements))
+            };
+            self.write_from(py, &region, bytes)
+        })
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.array
+            .shape()
+            .first()
+            .map(|&n| n as usize)
+            .ok_or_else(|| PyTypeError::new_err("len() of a 0-d array"))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NativeArray(format={:?}, path={:?}, shape={:?}, dtype={}, chunks={:?}{})",
+            self.format,
+            self.array.describe(),
+            self.array.shape(),
+            self.array.dtype().name(),
+            self.array.chunk_shape(),
+            self.array
+                .shard_shape()
+                .map_or_else(String::new, |s| format!(", shards={s:?}"))
+        )
+    }
+}
+
+impl NativeArray {
+    fn new(
+        array: Arc<dyn ChunkedArray>,
+        format: &'static str,
+        read_only: bool,
+        chunk_cache_bytes: usize,
+        missing: &str,
+    ) -> PyResult<Self> {
+        let missing = match missing {
+            "fill" => MissingChunks::Fill,
+            "error" => MissingChunks::Error,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "missing_chunks must be \"fill\" or \"error\", got {other:?}"
+                )))
+            }
+        };
+        Ok(NativeArray {
+            array,
+            format,
+            cache: (chunk_cache_bytes > 0).then(|| ChunkCache::new(chunk_cache_bytes)),
+            missing,
+            read_only,
+        })
+    }
+
+    fn check_chunk_coords(&self, chunk: &[u64]) -> Result<()> {
+        let grid = self
+            .array
+            .shape()
+            .iter()
+            .zip(self.array.chunk_shape())
+            .map(|(&n, &c)| n.div_ceil(c));
+        if chunk.len() != self.array.shape().len() || chunk.iter().zip(grid).any(|(&i, n)| i >= n) {
+            return Err(Error::InvalidArgument(format!(
+                "chunk {chunk:?} is outside the chunk grid of {}",
+                self.array.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_into(&self, py: Python<'_>, region: &[Range<u64>], out: &mut [u8]) -> PyResult<()> {
+        let (array, cache, missing) = (&*self.array, self.cache.as_ref(), self.missing);
+        py.detach(|| read_region_into(array, cache, missing, region, out))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    fn write_from(&self, py: Python<'_>, region: &[Range<u64>], data: &[u8]) -> PyResult<()> {
+        let (array, cache) = (&*self.array, self.cache.as_ref());
+        py.detach(|| {
+            let result = array.write_region(region, data);
+            // Written chunks are stale in the cache whether or not the write completed.
+            if let Some(cache) = cache {
+                for selection in chunk_selections(region, array.shape(), array.chunk_shape()) {
+                    cache.invalidate(&selection.chunk_coords);
+                }
+            }
+            result
+        })
+        .map_err(|e| to_py_err(py, e))
+    }
+}
+
+/// `value` broadcast to `shape` as a C-contiguous array of `dtype` (numpy's assignment rules).
+fn as_contiguous<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    shape: &[u64],
+    dtype: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    let numpy = NUMPY
+        .get_or_try_init(py, || py.import("numpy").map(Bound::unbind))?
+        .bind(py);
+    let value = numpy.call_method1("asarray", (value, dtype))?;
+    let broadcast = numpy
+        .call_method1("broadcast_to", (value.clone(), PyTuple::new(py, shape)?))
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "could not broadcast a value of shape {} into a region of shape {shape:?}",
+                value
+                    .getattr("shape")
+                    .and_then(|s| s.repr())
+                    .map_or_else(|_| "?".to_owned(), |s| s.to_string())
+            ))
+        })?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", dtype)?;
+    numpy.call_method("ascontiguousarray", (broadcast,), Some(&kwargs))
+}
+
+fn parse_dtype(name: &str) -> PyResult<DataType> {
+    DataType::from_name(name).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// zarr deletes chunks that hold only the fill value; when missing chunks are errors, such a
+/// chunk must stay stored or it would read as missing.
+fn keep_fill_chunks_when_missing_is_an_error(array: &mut ZarrArray, missing_chunks: &str) {
+    if missing_chunks == "error" {
+        array.set_write_empty_chunks(true);
+    }
+}
+
+/// Opens the zarr (v2 or v3) array at `key` of the store at `root`.
+#[pyfunction]
+#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+fn open_zarr(
+    py: Python<'_>,
+    root: PathBuf,
+    key: &str,
+    read_only: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let mut array = py
+        .detach(|| ZarrArray::open(&root, key))
+        .map_err(|e| to_py_err(py, e))?;
+    keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
+    NativeArray::new(
+        Arc::new(array),
+        "zarr",
+        read_only,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// Creates a zarr array at `key` of the store at `root` (groups on the way are created).
+#[pyfunction]
+#[pyo3(signature = (root, key, *, shape, chunks, dtype, zarr_format = 3, shards = None,
+    compression = "zstd", compression_level = None, fill_value = 0.0, overwrite = false,
+    chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+#[allow(clippy::too_many_arguments)]
+fn create_zarr(
+    py: Python<'_>,
+    root: PathBuf,
+    key: &str,
+    shape: Vec<u64>,
+    chunks: Vec<u64>,
+    dtype: &str,
+    zarr_format: u8,
+    shards: Option<Vec<u64>>,
+    compression: &str,
+    compression_level: Option<i32>,
+    fill_value: f64,
+    overwrite: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let options = ZarrCreate {
+        zarr_format,
+        shape,
+        chunk_shape: chunks,
+        shard_shape: shards,
+        dtype: parse_dtype(dtype)?,
+        compression: ZarrCompression::from_name(compression, compression_level)
+            .map_err(|e| to_py_err(py, e))?,
+        fill_value,
+        overwrite,
+    };
+    let mut array = py
+        .detach(|| ZarrArray::create(&root, key, &options))
+        .map_err(|e| to_py_err(py, e))?;
+    keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
+    NativeArray::new(
+        Arc::new(array),
+        "zarr",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// Opens the N5 dataset at `key` of the container at `root`.
+#[pyfunction]
+#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+fn open_n5(
+    py: Python<'_>,
+    root: PathBuf,
+    key: &str,
+    read_only: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let array = py
+        .detach(|| N5Array::open(&root, key))
+        .map_err(|e| to_py_err(py, e))?;
+    NativeArray::new(
+        Arc::new(array),
+        "n5",
+        read_only,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// Creates an N5 dataset at `key` of the container at `root` (shape and chunks in numpy order).
+#[pyfunction]
+#[pyo3(signature = (root, key, *, shape, chunks, dtype, compression = "gzip",
+    compression_level = None, overwrite = false, chunk_cache_bytes = DEFAULT_CACHE_BYTES,
+    missing_chunks = "fill"))]
+#[allow(clippy::too_many_arguments)]
+fn create_n5(
+    py: Python<'_>,
+    root: PathBuf,
+    key: &str,
+    shape: Vec<u64>,
+    chunks: Vec<u64>,
+    dtype: &str,
+    compression: &str,
+    compression_level: Option<i32>,
+    overwrite: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let dtype = parse_dtype(dtype)?;
+    let compression =
+        N5Compression::from_name(compression, compression_level).map_err(|e| to_py_err(py, e))?;
+    let array = py
+        .detach(|| N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite))
+        .map_err(|e| to_py_err(py, e))?;
+    NativeArray::new(
+        Arc::new(array),
+        "n5",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// The keys of the zarr arrays below `root`, sorted; `""` for an array at the root.
+#[pyfunction]
+#[pyo3(name = "list_zarr_arrays")]
+fn py_list_zarr_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
+    py.detach(|| list_zarr_arrays(&root))
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// The keys of the N5 datasets below `root`, sorted; `""` for a dataset at the root.
+#[pyfunction]
+#[pyo3(name = "list_n5_arrays")]
+fn py_list_n5_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
+    py.detach(|| list_n5_arrays(&root))
+        .map_err(|e| to_py_err(py, e))
+}
