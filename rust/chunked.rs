@@ -99,6 +99,38 @@ pub fn check_region(region: &[Range<u64>], shape: &[u64], what: &dyn Fn() -> Str
     Ok(())
 }
 
+/// The region of chunk `chunk` clipped to an array of `shape`; an error naming the array
+/// (`describe`) when `chunk` is outside the chunk grid.
+pub fn chunk_region(
+    shape: &[u64],
+    chunk_shape: &[u64],
+    chunk: &[u64],
+    describe: &dyn Fn() -> String,
+) -> Result<Vec<Range<u64>>> {
+    let outside = chunk.len() != shape.len()
+        || chunk
+            .iter()
+            .zip(shape.iter().zip(chunk_shape))
+            .any(|(&c, (&n, &size))| c >= n.div_ceil(size));
+    if outside {
+        let grid: Vec<u64> = shape
+            .iter()
+            .zip(chunk_shape)
+            .map(|(&n, &c)| n.div_ceil(c))
+            .collect();
+        return Err(Error::InvalidArgument(format!(
+            "chunk {chunk:?} is outside the chunk grid {grid:?} of {}",
+            describe()
+        )));
+    }
+    Ok(chunk
+        .iter()
+        .zip(chunk_shape)
+        .zip(shape)
+        .map(|((&c, &size), &n)| c * size..((c + 1) * size).min(n))
+        .collect())
+}
+
 /// The chunks a region touches, in C order of their grid coordinates.
 pub fn chunk_selections(
     region: &[Range<u64>],

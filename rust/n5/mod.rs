@@ -41,8 +41,6 @@ pub struct N5Array {
     path: PathBuf,
     describe: String,
     metadata: N5Metadata,
-    /// Blocks per axis (ZYX).
-    grid: Vec<u64>,
     fill_value: Vec<u8>,
 }
 
@@ -267,12 +265,6 @@ impl N5Array {
         } else {
             format!("{}/{key}", root.display())
         };
-        let grid = metadata
-            .shape
-            .iter()
-            .zip(&metadata.chunk_shape)
-            .map(|(&s, &c)| s.div_ceil(c))
-            .collect();
         let fill_value = vec![0u8; metadata.dtype.size()];
         Self {
             root: root.to_path_buf(),
@@ -280,7 +272,6 @@ impl N5Array {
             path,
             describe,
             metadata,
-            grid,
             fill_value,
         }
     }
@@ -319,17 +310,12 @@ impl N5Array {
 
     /// The shape of chunk `chunk`'s region clipped to the array, checking the coordinates.
     fn chunk_region_shape(&self, chunk: &[u64]) -> Result<Vec<u64>> {
-        if chunk.len() != self.grid.len() || chunk.iter().zip(&self.grid).any(|(c, g)| c >= g) {
-            return Err(Error::InvalidArgument(format!(
-                "chunk {chunk:?} is outside the chunk grid {:?} of {}",
-                self.grid, self.describe
-            )));
-        }
-        Ok(chunk
-            .iter()
-            .zip(self.metadata.shape.iter().zip(&self.metadata.chunk_shape))
-            .map(|(&c, (&s, &b))| b.min(s - c * b))
-            .collect())
+        let metadata = &self.metadata;
+        let region =
+            crate::chunked::chunk_region(&metadata.shape, &metadata.chunk_shape, chunk, &|| {
+                self.describe.clone()
+            })?;
+        Ok(region.iter().map(|r| r.end - r.start).collect())
     }
 
     fn corrupt(&self, chunk: &[u64], reason: String) -> Error {

@@ -16,9 +16,11 @@ use pyo3::types::{PyDict, PyTuple};
 use super::error_py::to_py_err;
 use super::index_py::parse_index;
 use crate::chunk_cache::ChunkCache;
-use crate::chunked::{chunk_selections, read_region_into, ChunkedArray, MissingChunks};
+use crate::chunked::{
+    chunk_region, chunk_selections, read_region_into, ChunkedArray, MissingChunks,
+};
 use crate::dtype::DataType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::n5::{list_n5_arrays, N5Array, N5Compression};
 use crate::zarr::{list_zarr_arrays, ZarrArray, ZarrCompression, ZarrCreate};
 
@@ -305,19 +307,11 @@ impl NativeArray {
     }
 
     fn check_chunk_coords(&self, chunk: &[u64]) -> Result<()> {
-        let grid = self
-            .array
-            .shape()
-            .iter()
-            .zip(self.array.chunk_shape())
-            .map(|(&n, &c)| n.div_ceil(c));
-        if chunk.len() != self.array.shape().len() || chunk.iter().zip(grid).any(|(&i, n)| i >= n) {
-            return Err(Error::InvalidArgument(format!(
-                "chunk {chunk:?} is outside the chunk grid of {}",
-                self.array.describe()
-            )));
-        }
-        Ok(())
+        let array = &*self.array;
+        chunk_region(array.shape(), array.chunk_shape(), chunk, &|| {
+            array.describe()
+        })
+        .map(|_| ())
     }
 
     fn read_into(&self, py: Python<'_>, region: &[Range<u64>], out: &mut [u8]) -> PyResult<()> {

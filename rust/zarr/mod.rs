@@ -51,8 +51,6 @@ pub struct ZarrArray {
     fill_value: Vec<u8>,
     /// The read/write granularity: the chunk, or the inner chunk of a sharded array.
     chunk_shape: Vec<u64>,
-    /// Chunks (inner chunks) per axis.
-    grid: Vec<u64>,
     layout: Layout,
     write_empty_chunks: bool,
 }
@@ -268,11 +266,6 @@ impl ZarrArray {
                 (grid_chunk_shape, Layout::Chunked(codec))
             }
         };
-        let grid = shape
-            .iter()
-            .zip(&chunk_shape)
-            .map(|(&n, &c)| n.div_ceil(c))
-            .collect();
         Ok(ZarrArray {
             root: root.to_path_buf(),
             key,
@@ -284,7 +277,6 @@ impl ZarrArray {
             dtype,
             fill_value,
             chunk_shape,
-            grid,
             layout,
             write_empty_chunks: false,
         })
@@ -339,18 +331,9 @@ impl ZarrArray {
 
     /// The region of chunk `chunk` clipped to the array, checking the coordinates.
     fn chunk_region(&self, chunk: &[u64]) -> Result<Vec<Range<u64>>> {
-        if chunk.len() != self.grid.len() || chunk.iter().zip(&self.grid).any(|(c, g)| c >= g) {
-            return Err(Error::InvalidArgument(format!(
-                "chunk {chunk:?} is outside the chunk grid {:?} of {}",
-                self.grid, self.describe
-            )));
-        }
-        Ok(chunk
-            .iter()
-            .zip(&self.chunk_shape)
-            .zip(&self.shape)
-            .map(|((&c, &size), &n)| c * size..((c + 1) * size).min(n))
-            .collect())
+        crate::chunked::chunk_region(&self.shape, &self.chunk_shape, chunk, &|| {
+            self.describe.clone()
+        })
     }
 
     fn check_buffer(&self, chunk: &[u64], region: &[Range<u64>], len: usize) -> Result<()> {
