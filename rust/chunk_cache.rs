@@ -1,6 +1,10 @@
 //! A decoded-chunk cache per open array, bounded in bytes, least recently used out first.
 //! The halo pattern (neighbouring blocks re-reading the chunks they share) then decodes each
 //! chunk about once.
+//!
+//! A cache belongs to the process that made it: in a forked child it is bypassed (every lookup
+//! misses, nothing is added), because its mutex may have been inherited locked by a parent
+//! thread that does not exist in the child.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,6 +14,7 @@ type ChunkCoords = Vec<u64>;
 
 pub struct ChunkCache {
     capacity_bytes: usize,
+    owner_pid: u32,
     state: Mutex<State>,
 }
 
@@ -23,6 +28,7 @@ impl ChunkCache {
     pub fn new(capacity_bytes: usize) -> Self {
         ChunkCache {
             capacity_bytes,
+            owner_pid: std::process::id(),
             state: Mutex::new(State {
                 chunks: LruCache::unbounded(),
                 bytes: 0,
@@ -36,19 +42,25 @@ impl ChunkCache {
 
     /// Bytes currently held.
     pub fn size_bytes(&self) -> usize {
-        self.lock().bytes
+        self.lock().map_or(0, |state| state.bytes)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// The state, or `None` in a forked child (see the module docs).
+    fn lock(&self) -> Option<MutexGuard<'_, State>> {
+        if std::process::id() != self.owner_pid {
+            return None;
+        }
         // A panic while holding the lock cannot leave the map inconsistent (every update is one
         // call), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Some(
+            self.state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     pub fn get(&self, chunk: &[u64]) -> Option<Arc<Vec<u8>>> {
-        self.lock().chunks.get(chunk).cloned()
+        self.lock()?.chunks.get(chunk).cloned()
     }
 
     /// Adds a decoded chunk, evicting the least recently used ones beyond the bound; a chunk
@@ -57,7 +69,9 @@ impl ChunkCache {
         if data.len() > self.capacity_bytes {
             return;
         }
-        let mut state = self.lock();
+        let Some(mut state) = self.lock() else {
+            return;
+        };
         state.bytes += data.len();
         if let Some(old) = state.chunks.put(chunk, data) {
             state.bytes -= old.len();
@@ -72,14 +86,18 @@ impl ChunkCache {
 
     /// Forgets a chunk (after it was written).
     pub fn invalidate(&self, chunk: &[u64]) {
-        let mut state = self.lock();
+        let Some(mut state) = self.lock() else {
+            return;
+        };
         if let Some(old) = state.chunks.pop(chunk) {
             state.bytes -= old.len();
         }
     }
 
     pub fn clear(&self) {
-        let mut state = self.lock();
+        let Some(mut state) = self.lock() else {
+            return;
+        };
         state.chunks.clear();
         state.bytes = 0;
     }

@@ -552,11 +552,6 @@ def test_open_file_mode_w_empty_folder_becomes_a_container(tmp_path, name):
     assert is_peer_root_group(tmp_path / name, "zarr" if name.endswith("zarr") else "n5")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="native.py _open_native wipes the container (mode 'w') before NativeContainer "
-    "rejects an unknown keyword argument: a bad call destroys data",
-)
 @pytest.mark.parametrize("name", ["c.zarr", "c.n5"])
 def test_open_file_mode_w_bad_option_leaves_the_container_alone(tmp_path, name):
     path = tmp_path / name
@@ -668,18 +663,10 @@ def test_open_array_missing_internal_path(tmp_path, writer, name, fmt, missing):
     assert "'raw'" in message and "'seg/labels'" in message
 
 
-N5_GROUP_WITHOUT_ATTRIBUTES = pytest.mark.xfail(
-    strict=True,
-    reason="native.py NativeContainer.__getitem__ only sees an N5 group when it has an "
-    "attributes.json; z5py (and the N5 spec) make groups as bare folders",
-)
-
-
 @pytest.mark.parametrize(("writer", "name", "fmt"), WRITERS)
 @pytest.mark.parametrize("group", ["seg", "", "/"])
-def test_open_array_internal_path_naming_a_group(request, tmp_path, writer, name, fmt, group):
-    if writer == "n5" and group == "seg":
-        request.applymarker(N5_GROUP_WITHOUT_ATTRIBUTES)
+def test_open_array_internal_path_naming_a_group(tmp_path, writer, name, fmt, group):
+    # z5py makes intermediate N5 groups as bare folders: they are groups too.
     path = write(writer, tmp_path / name, {"seg/labels": data()})
     with pytest.raises(ValueError, match=r"is a group, not an array.*'seg/labels'"):
         bio.open_array(path, group)

@@ -184,12 +184,6 @@ def test_corrupt_chunk_errors_cross_into_python_without_a_crash(tmp_path):
 
 METADATA_FILE = {"zarr-v2": ".zarray", "zarr-v3": "zarr.json", "zarr-sharded": "zarr.json",
                  "n5": "attributes.json"}
-NOT_AN_OBJECT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="native.py is_native_array_dir swallows a zarr.json that is JSON but not an object "
-    "(_read_json -> {}): the array is then taken for a group (a ValueError that does not name "
-    "the array), or at the root a bare KeyError('') escapes from open_source",
-)
 
 
 def corrupt_metadata(kind: str, text: str, how: str) -> str:
@@ -224,9 +218,7 @@ def corrupt_metadata(kind: str, text: str, how: str) -> str:
 
 
 METADATA_CASES = [
-    pytest.param(kind, how, key, id=f"{kind}-{how}-{'root' if not key else 'nested'}",
-                 marks=[NOT_AN_OBJECT_XFAIL] if how == "not-an-object" and kind in (
-                     "zarr-v3", "zarr-sharded") else [])
+    pytest.param(kind, how, key, id=f"{kind}-{how}-{'root' if not key else 'nested'}")
     for kind in KINDS
     for how in ["truncated", "empty", "not-json", "not-an-object", "missing-shape", "bad-dtype",
                 "bad-chunks", "unknown-codec"]

@@ -325,11 +325,6 @@ def test_we_write_extreme_fill_values_zarr_python_reads(tmp_path, kind):
         assert_equal(np.asarray(zarr.open_array(str(path), mode="r")[...]), expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create.py passes fill_value as float (f64) to _core.create_zarr: 64-bit integer "
-    "fill values beyond 2**53 are silently rounded",
-)
 @pytest.mark.parametrize(("dtype", "fill"), [("int64", -(2**62) - 1), ("uint64", 2**53 + 1)])
 def test_create_array_keeps_64_bit_integer_fill_values_exactly(tmp_path, dtype, fill):
     src = create_array(tmp_path / "a.zarr", shape=(4,), dtype=dtype, chunks=(2,), fill_value=fill)
@@ -500,15 +495,11 @@ TS_CODECS = [
     ("n5", {"type": "blosc", "cname": "zstd", "clevel": 3, "shuffle": 2}),
     ("n5", {"type": "zstd", "level": 3}),
 ]
-TS_CODEC_XFAIL = pytest.mark.xfail(
-    strict=True, reason="zarr v2 'zlib' compressor (numcodecs Zlib) is not supported natively")
 
 
 @pytest.mark.parametrize(
     ("kind", "codec"),
-    [pytest.param(kind, codec, id=f"{kind}-{json.dumps(codec)}",
-                  marks=[TS_CODEC_XFAIL] if codec and codec.get("id") == "zlib" else [])
-     for kind, codec in TS_CODECS],
+    [pytest.param(kind, codec, id=f"{kind}-{json.dumps(codec)}") for kind, codec in TS_CODECS],
 )
 def test_tensorstore_codecs_we_read_and_write_back(tmp_path, kind, codec):
     shape, chunks, dtype = SHAPES[3], CHUNKS[3], "uint16"
@@ -723,11 +714,6 @@ def test_missing_chunks_as_errors(tmp_path, case):
     assert_equal(open_native(path, "a")[...], expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NativeArray.chunk_exists takes Vec<u64>: a negative coordinate raises OverflowError, "
-    "not the ValueError FileSource.chunk_exists documents for coordinates outside the grid",
-)
 def test_chunk_exists_rejects_negative_coordinates_with_valueerror(tmp_path):
     src = create_array(tmp_path / "a.zarr", shape=(4, 4), dtype="uint8", chunks=(2, 2))
     with pytest.raises(ValueError, match="outside the chunk grid"):

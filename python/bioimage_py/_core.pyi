@@ -260,7 +260,7 @@ def open_zarr(
 def create_zarr(
     root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
     zarr_format: int = 3, shards: Sequence[int] | None = None, compression: str = "zstd",
-    compression_level: int | None = None, fill_value: float = 0.0, overwrite: bool = False,
+    compression_level: int | None = None, fill_value: int | float = 0, overwrite: bool = False,
     chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
 ) -> NativeArray:
     """Create a zarr array (groups on the way are created) and open it writable."""

@@ -22,7 +22,7 @@ use crate::chunked::{
 use crate::dtype::DataType;
 use crate::error::Result;
 use crate::n5::{list_n5_arrays, N5Array, N5Compression};
-use crate::zarr::{list_zarr_arrays, ZarrArray, ZarrCompression, ZarrCreate};
+use crate::zarr::{list_zarr_arrays, FillScalar, ZarrArray, ZarrCompression, ZarrCreate};
 
 /// Default bound of the decoded-chunk cache of one open array.
 const DEFAULT_CACHE_BYTES: usize = 256 << 20;
@@ -364,6 +364,17 @@ fn as_contiguous<'py>(
     numpy.call_method("ascontiguousarray", (broadcast,), Some(&kwargs))
 }
 
+/// A Python int (kept exact) or float fill value.
+fn fill_scalar(value: &Bound<'_, PyAny>) -> PyResult<FillScalar> {
+    if let Ok(int) = value.extract::<i128>() {
+        return Ok(FillScalar::Int(int));
+    }
+    value
+        .extract::<f64>()
+        .map(FillScalar::Float)
+        .map_err(|_| PyTypeError::new_err(format!("fill_value must be a number, got {value}")))
+}
+
 fn parse_dtype(name: &str) -> PyResult<DataType> {
     DataType::from_name(name).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -403,7 +414,7 @@ fn open_zarr(
 /// Creates a zarr array at `key` of the store at `root` (groups on the way are created).
 #[pyfunction]
 #[pyo3(signature = (root, key, *, shape, chunks, dtype, zarr_format = 3, shards = None,
-    compression = "zstd", compression_level = None, fill_value = 0.0, overwrite = false,
+    compression = "zstd", compression_level = None, fill_value = None, overwrite = false,
     chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
 #[allow(clippy::too_many_arguments)]
 fn create_zarr(
@@ -417,7 +428,7 @@ fn create_zarr(
     shards: Option<Vec<u64>>,
     compression: &str,
     compression_level: Option<i32>,
-    fill_value: f64,
+    fill_value: Option<&Bound<'_, PyAny>>,
     overwrite: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
@@ -430,7 +441,7 @@ fn create_zarr(
         dtype: parse_dtype(dtype)?,
         compression: ZarrCompression::from_name(compression, compression_level)
             .map_err(|e| to_py_err(py, e))?,
-        fill_value,
+        fill_value: fill_value.map_or(Ok(FillScalar::Int(0)), fill_scalar)?,
         overwrite,
     };
     let mut array = py

@@ -222,6 +222,19 @@ fn unknown_compression(name: &str) -> Error {
     ))
 }
 
+/// A fill value as given: integers stay exact (64-bit values do not fit a float's mantissa).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FillScalar {
+    Int(i128),
+    Float(f64),
+}
+
+impl From<f64> for FillScalar {
+    fn from(value: f64) -> Self {
+        FillScalar::Float(value)
+    }
+}
+
 /// Everything a new zarr array is made of.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ZarrCreate {
@@ -236,7 +249,7 @@ pub struct ZarrCreate {
     pub compression: ZarrCompression,
     /// Converted to the dtype; must be representable (integral and in range for integers,
     /// 0 or 1 for bool).
-    pub fill_value: f64,
+    pub fill_value: FillScalar,
     /// Replace an existing array or group at the key (everything below it is deleted).
     pub overwrite: bool,
 }
@@ -287,37 +300,55 @@ impl ZarrCreate {
 
     /// The fill value as zarr metadata JSON (the same for v2 and v3).
     fn fill_value_json(&self) -> Result<Value> {
-        let value = self.fill_value;
         let invalid = || {
+            let value = match self.fill_value {
+                FillScalar::Int(v) => v.to_string(),
+                FillScalar::Float(v) => v.to_string(),
+            };
             Error::InvalidArgument(format!(
                 "fill value {value} is not a valid {}",
                 self.dtype.name()
             ))
         };
-        let integer = |min: f64, max: f64| -> Result<Value> {
-            if value.fract() != 0.0 || !(min..=max).contains(&value) {
-                return Err(invalid());
+        let as_integer = || -> Option<i128> {
+            match self.fill_value {
+                FillScalar::Int(v) => Some(v),
+                FillScalar::Float(v)
+                    if v.is_finite() && v.fract() == 0.0 && v.abs() < 2f64.powi(126) =>
+                {
+                    Some(v as i128)
+                }
+                FillScalar::Float(_) => None,
             }
-            Ok(if value < 0.0 {
-                json!(value as i64)
-            } else {
-                json!(value as u64)
-            })
+        };
+        let integer = |min: i128, max: i128| -> Result<Value> {
+            match as_integer() {
+                Some(v) if (min..=max).contains(&v) => Ok(if v < 0 {
+                    json!(v as i64)
+                } else {
+                    json!(v as u64)
+                }),
+                _ => Err(invalid()),
+            }
+        };
+        let value = match self.fill_value {
+            FillScalar::Int(v) => v as f64,
+            FillScalar::Float(v) => v,
         };
         match self.dtype {
-            DataType::Bool => match value {
-                0.0 => Ok(json!(false)),
-                1.0 => Ok(json!(true)),
+            DataType::Bool => match as_integer() {
+                Some(0) => Ok(json!(false)),
+                Some(1) => Ok(json!(true)),
                 _ => Err(invalid()),
             },
             DataType::Int8 => integer(i8::MIN.into(), i8::MAX.into()),
             DataType::Int16 => integer(i16::MIN.into(), i16::MAX.into()),
             DataType::Int32 => integer(i32::MIN.into(), i32::MAX.into()),
-            DataType::Int64 => integer(i64::MIN as f64, i64::MAX as f64),
-            DataType::UInt8 => integer(0.0, u8::MAX.into()),
-            DataType::UInt16 => integer(0.0, u16::MAX.into()),
-            DataType::UInt32 => integer(0.0, u32::MAX.into()),
-            DataType::UInt64 => integer(0.0, u64::MAX as f64),
+            DataType::Int64 => integer(i64::MIN.into(), i64::MAX.into()),
+            DataType::UInt8 => integer(0, u8::MAX.into()),
+            DataType::UInt16 => integer(0, u16::MAX.into()),
+            DataType::UInt32 => integer(0, u32::MAX.into()),
+            DataType::UInt64 => integer(0, u64::MAX.into()),
             DataType::Float32 | DataType::Float64 => Ok(if value.is_nan() {
                 json!("NaN")
             } else if value.is_infinite() {

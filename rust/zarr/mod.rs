@@ -35,7 +35,9 @@ use codec::ChunkCodec;
 use pipeline::{produce_and_store, Stored};
 use shard::ShardLayout;
 
-pub use create::{list_zarr_arrays, BloscCompressor, BloscShuffle, ZarrCompression, ZarrCreate};
+pub use create::{
+    list_zarr_arrays, BloscCompressor, BloscShuffle, FillScalar, ZarrCompression, ZarrCreate,
+};
 pub use store::AtomicFilesystemStore;
 
 /// One zarr array (v2 or v3, optionally sharded) on the local file system.

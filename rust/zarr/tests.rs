@@ -181,7 +181,7 @@ fn options(layout: Layout3, dtype: DataType, compression: ZarrCompression) -> Za
         shard_shape: matches!(layout, Layout3::Sharded).then(|| SHARDS.to_vec()),
         dtype,
         compression,
-        fill_value: 0.0,
+        fill_value: 0.0.into(),
         overwrite: false,
     }
 }
@@ -250,7 +250,7 @@ fn zarr_partial_writes_preserve_neighbours() {
         ] {
             let key = format!("{layout:?}_{compression:?}").replace([' ', '{', '}', ':', ','], "");
             let mut create = options(layout, DataType::UInt16, compression);
-            create.fill_value = 7.0;
+            create.fill_value = FillScalar::from(7.0);
             let array = ZarrArray::create(&dir.0, &key, &create).unwrap();
             let mut oracle = Oracle::filled(&SHAPE, array.fill_value());
             let mut rng = Rng(42);
@@ -318,7 +318,7 @@ fn zarr_missing_chunks_read_as_fill_or_error() {
     let dir = TempDir::new("missing");
     for layout in [Layout3::V2, Layout3::V3, Layout3::Sharded] {
         let mut create = options(layout, DataType::Float32, ZarrCompression::None);
-        create.fill_value = f64::NAN;
+        create.fill_value = FillScalar::from(f64::NAN);
         let key = format!("{layout:?}");
         let array = ZarrArray::create(&dir.0, &key, &create).unwrap();
         assert_eq!(array.fill_value(), f32::NAN.to_ne_bytes());
@@ -502,7 +502,7 @@ fn zarr_metadata_matches_zarr_python() {
         DataType::Bool,
         ZarrCompression::from_name("zstd", Some(3)).unwrap(),
     );
-    create.fill_value = 1.0;
+    create.fill_value = FillScalar::from(1.0);
     ZarrArray::create(&v2.0, "x/y", &create).unwrap();
     assert_eq!(read_v2(&v2.0, ".zgroup"), json!({"zarr_format": 2}));
     assert_eq!(read_v2(&v2.0, "x/.zattrs"), json!({}));
@@ -525,13 +525,13 @@ fn zarr_create_checks_its_arguments_and_overwrite() {
     let dir = TempDir::new("create_args");
     let good = options(Layout3::V3, DataType::UInt8, ZarrCompression::None);
     let mut bad = good.clone();
-    bad.fill_value = 256.0;
+    bad.fill_value = FillScalar::from(256.0);
     assert!(matches!(
         ZarrArray::create(&dir.0, "a", &bad),
         Err(Error::InvalidArgument(_))
     ));
     bad = good.clone();
-    bad.fill_value = 0.5;
+    bad.fill_value = FillScalar::from(0.5);
     assert!(ZarrArray::create(&dir.0, "a", &bad).is_err());
     bad = good.clone();
     bad.chunk_shape = vec![4, 0, 3];

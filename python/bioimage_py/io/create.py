@@ -33,7 +33,7 @@ def create_array(
     shards: tuple[int, ...] | None = None,
     compression: str | None = None,
     compression_level: int | None = None,
-    fill_value: float = 0,
+    fill_value: int | float = 0,
     overwrite: bool = False,
     **open_kwargs: Any,
 ) -> Any:
@@ -84,7 +84,7 @@ def create_array(
             path, key, shape=shape, chunks=chunks, dtype=dtype_name, zarr_format=zarr_format,
             shards=None if shards is None else tuple(int(s) for s in shards),
             compression=compression, compression_level=compression_level,
-            fill_value=float(fill_value), overwrite=overwrite, **open_kwargs,
+            fill_value=_exact(fill_value), overwrite=overwrite, **open_kwargs,
         )
     elif fmt == "n5":
         array = _core.create_n5(
@@ -99,6 +99,15 @@ def create_array(
         raise ValueError(f"cannot create {fmt} arrays: only zarr, n5 and hdf5 are writable")
     return FileSource(array, path=path, internal_path=key, format=fmt, mode="r+",
                       open_kwargs=open_kwargs, writable=True)
+
+
+def _exact(value: Any) -> int | float:
+    """A fill value as a Python int when it is integral (exact for 64-bit values), else float."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
 
 
 def _create_hdf5(path: str, key: str, shape: tuple[int, ...], dtype: str,

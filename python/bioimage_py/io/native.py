@@ -35,11 +35,31 @@ def _is_container_root(path: Path, format: str) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A metadata file's JSON object; ``{}`` when the file does not exist.
+
+    Raises:
+        ValueError: the file exists but is not a JSON object (naming the file).
+    """
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
-    return value if isinstance(value, dict) else {}
+    except IsADirectoryError:
+        raise ValueError(f"{str(path)!r} is a folder, not a metadata file") from None
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{str(path)!r} does not hold a JSON object: {text[:80]!r}")
+    return value
+
+
+def _check_options(chunk_cache_bytes: int, missing_chunks: str) -> None:
+    if not isinstance(chunk_cache_bytes, int) or chunk_cache_bytes < 0:
+        raise ValueError(f"chunk_cache_bytes must be a non-negative int, got {chunk_cache_bytes!r}")
+    if missing_chunks not in ("fill", "error"):
+        raise ValueError(f'missing_chunks must be "fill" or "error", got {missing_chunks!r}')
 
 
 def _write_root_group(path: Path, format: str) -> None:
@@ -72,6 +92,7 @@ class NativeContainer:
         chunk_cache_bytes: int = _core.DEFAULT_CHUNK_CACHE_BYTES,
         missing_chunks: str = "fill",
     ) -> None:
+        _check_options(chunk_cache_bytes, missing_chunks)
         self.path = path
         self.format = format
         self.mode = mode
@@ -92,12 +113,14 @@ class NativeContainer:
         where = Path(self.path, key)
         if is_native_array_dir(where, self.format):
             return self._open(self.path, key, read_only=self.mode == "r", **self.options)
-        if key and _is_container_root(where, self.format):
+        # Groups: folders with group metadata, or bare folders (z5py's intermediate N5 groups,
+        # zarr v3 implicit groups).
+        if key and where.is_dir():
             return NativeContainer(str(where), self.format, self.mode, **self.options)
         raise KeyError(key)
 
     def __contains__(self, key: str) -> bool:
-        return _is_container_root(Path(self.path, key.strip("/")), self.format)
+        return Path(self.path, key.strip("/")).is_dir()
 
     def close(self) -> None:
         """Nothing to release: arrays hold no open files between calls."""
@@ -112,7 +135,17 @@ class NativeContainer:
         return f"NativeContainer(path={self.path!r}, format={self.format!r}, mode={self.mode!r})"
 
 
-def _open_native(path: str, mode: str, format: str, **options: Any) -> Any:
+def _open_native(
+    path: str,
+    mode: str,
+    format: str,
+    *,
+    chunk_cache_bytes: int = _core.DEFAULT_CHUNK_CACHE_BYTES,
+    missing_chunks: str = "fill",
+) -> Any:
+    # Every argument is checked before mode "w" may delete anything.
+    _check_options(chunk_cache_bytes, missing_chunks)
+    options = {"chunk_cache_bytes": chunk_cache_bytes, "missing_chunks": missing_chunks}
     root = Path(path)
     if mode == "w":
         if root.exists():

@@ -57,7 +57,10 @@ class FileSource(ArraySource):
         chunk_exists = getattr(self._array, "chunk_exists", None)
         if chunk_exists is None:
             raise TypeError(f"{type(self._array).__name__} arrays cannot tell which chunks exist")
-        return chunk_exists(tuple(int(c) for c in chunk))
+        coords = tuple(int(c) for c in chunk)
+        if any(c < 0 for c in coords):
+            raise ValueError(f"chunk {coords} is outside the chunk grid of {self.path!r}")
+        return chunk_exists(coords)
 
     @property
     def path(self) -> str:
