@@ -355,9 +355,12 @@ pub fn read_region_into(
     }
     let selections = chunk_selections(region, array.shape(), array.chunk_shape());
     let out_shape = region_shape(region);
-    // A read larger than a quarter of the cache would evict most of it for chunks unlikely to be
-    // read again soon (a full-volume read would double its memory): it uses hits, adds nothing.
-    let populate = cache.is_some_and(|c| out.len() <= c.capacity_bytes() / 4);
+    // Which reads add to the cache (all use its hits): neighbouring reads share chunks only when
+    // they are not aligned to the chunk grid (halos), so a read covering only whole chunks
+    // (chunk-wise scans, aligned blocks) adds nothing; nor does a read larger than a quarter of
+    // the cache, which would evict most of it (a full-volume read would double its memory).
+    let populate = cache.is_some_and(|c| out.len() <= c.capacity_bytes() / 4)
+        && selections.iter().any(|s| !s.is_complete_chunk());
     let shared = SharedOut(out.as_mut_ptr());
     let read_one = |selection: &ChunkSelection| -> Result<()> {
         let chunk_shape = region_shape(&selection.chunk_region);
@@ -577,9 +580,12 @@ mod tests {
             .write_region(&[0..8, 0..8], &as_bytes(&[1; 64]))
             .unwrap();
         let cache = ChunkCache::new(4 * 64 * 2); // four times the whole array
+        read(&array, Some(&cache), &[0..4, 0..4]); // one whole chunk: not cached
+        assert_eq!(cache.size_bytes(), 0);
         read(&array, Some(&cache), &[0..3, 0..3]);
         read(&array, Some(&cache), &[1..2, 1..3]);
-        assert_eq!(*array.reads.lock().unwrap(), 1);
+        read(&array, Some(&cache), &[0..4, 0..4]);
+        assert_eq!(*array.reads.lock().unwrap(), 2);
         assert_eq!(cache.size_bytes(), 32);
         let small = ChunkCache::new(64); // smaller than four times a read of the whole array
         read(&array, Some(&small), &[0..8, 0..8]);
