@@ -472,16 +472,18 @@ def test_cache_grows_on_reads_and_stays_bounded(tmp_path, kind):
     reader = bp.open_source(src.path, src.internal_path, chunk_cache_bytes=bound)
     cache = reader.array
     assert (cache.chunk_cache_bytes, cache.cache_size_bytes) == (bound, 0)
-    np.testing.assert_array_equal(reader[0:8, 0:8], data[0:8, 0:8])
+    np.testing.assert_array_equal(reader[0:8, 0:8], data[0:8, 0:8])  # whole chunks only:
+    assert cache.cache_size_bytes == 0  # aligned reads share no chunks, so they add nothing
+    np.testing.assert_array_equal(reader[1:7, 1:7], data[1:7, 1:7])  # part of a chunk: cached
     assert cache.cache_size_bytes == chunk_bytes
     np.testing.assert_array_equal(reader[2:5, 3:12], data[2:5, 3:12])  # one chunk more
     assert cache.cache_size_bytes == 2 * chunk_bytes
     np.testing.assert_array_equal(reader[2:5, 3:12], data[2:5, 3:12])  # hits only
     assert cache.cache_size_bytes == 2 * chunk_bytes
     sizes = []
-    for coords in grid(shape, chunks):  # small reads sweeping every chunk, twice
+    for coords in grid(shape, chunks):  # small partial reads sweeping every chunk, twice
         for _ in range(2):
-            where = region_of(coords, chunks, shape)
+            where = tuple(slice(s.start, s.stop - 1) for s in region_of(coords, chunks, shape))
             np.testing.assert_array_equal(reader[where], data[where])
             sizes.append(cache.cache_size_bytes)
     assert max(sizes) <= bound
@@ -504,8 +506,8 @@ def test_reads_larger_than_a_quarter_of_the_cache_do_not_fill_it(tmp_path, kind)
     reader = bp.open_source(src.path, src.internal_path, chunk_cache_bytes=8 * chunk_bytes)
     np.testing.assert_array_equal(reader[...], data)
     assert reader.array.cache_size_bytes == 0
-    np.testing.assert_array_equal(reader[8:16, 8:24], data[8:16, 8:24])  # a quarter: cached
-    assert reader.array.cache_size_bytes == 2 * chunk_bytes
+    np.testing.assert_array_equal(reader[8:16, 8:23], data[8:16, 8:23])  # under a quarter,
+    assert reader.array.cache_size_bytes == 2 * chunk_bytes  # partial chunks: cached
     np.testing.assert_array_equal(reader[...], data)  # uses the hits, adds nothing
     assert reader.array.cache_size_bytes == 2 * chunk_bytes
 
@@ -531,7 +533,9 @@ def test_write_through_the_same_handle_invalidates_the_cache(tmp_path, kind):
     handle = bp.open_source(src.path, src.internal_path, mode="r+", chunk_cache_bytes=1 << 20)
     data = content(shape, 6)
     handle[...] = data
-    np.testing.assert_array_equal(handle[...], data)  # every chunk cached
+    np.testing.assert_array_equal(handle[...], data)  # aligned: nothing cached
+    assert handle.array.cache_size_bytes == 0
+    np.testing.assert_array_equal(handle[1:15, 1:15], data[1:15, 1:15])  # every chunk cached
     assert handle.array.cache_size_bytes == 16 * 16 * 4
     handle[3:5, 6:10] = -1  # partial chunks (read-modify-write)
     data[3:5, 6:10] = -1
