@@ -1,7 +1,7 @@
 """A short demonstration: ``python -m bioimage_py.demo [--shape N] [--keep DIR]``.
 
-Writes a synthetic volume to a zarr array, then processes it block-wise with a halo, the way
-pipelines do: each block's outer region is read through a ``Source``, smoothed, cropped to the
+Writes a synthetic volume to a zarr array with zarr-python, then processes it block-wise with a
+halo, the way pipelines do, through bioimage_py's native zarr reader and writer: each block's outer region is read through a ``Source``, smoothed, cropped to the
 inner block and written to an output array. A worker process reopens the output from its
 ``SourceSpec`` and reads it back. Every step is checked against numpy; the exit status says
 whether all checks passed.
@@ -19,6 +19,7 @@ import numpy as np
 
 from bioimage_py import open_source, to_roi
 from bioimage_py.blocking import Blocking, blocks_align_with_chunks
+from bioimage_py.io import create_array
 from bioimage_py.sources import SourceSpec, from_spec
 
 
@@ -50,10 +51,11 @@ def read_in_worker(spec: SourceSpec, roi: tuple[slice, ...]) -> np.ndarray:
     return from_spec(spec)[roi]
 
 
-def create_zarr(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str) -> None:
+def create_with_zarr_python(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """The input is made by a peer library: bioimage_py reads what others write."""
     import zarr
 
-    zarr.create_array(store=str(path), shape=shape, chunks=chunks, dtype=dtype, zarr_format=3)
+    zarr.create_array(store=str(path), shape=shape, chunks=chunks, dtype="uint16", zarr_format=3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     volume = synthetic_volume(shape)
-    create_zarr(workdir / "raw.zarr", shape, chunks, "uint16")
-    create_zarr(workdir / "smoothed.zarr", shape, chunks, "float32")
+    create_with_zarr_python(workdir / "raw.zarr", shape, chunks)
     raw = open_source(workdir / "raw.zarr", mode="r+")
     raw[...] = volume
     print(f"wrote a {shape} uint16 volume with {chunks} chunks to {workdir / 'raw.zarr'}")
 
     raw = open_source(workdir / "raw.zarr")  # read-only from here on
-    out = open_source(workdir / "smoothed.zarr", mode="r+")
+    out = create_array(workdir / "smoothed.zarr", shape=shape, dtype="float32", chunks=chunks,
+                       shards=(64,) * 3)
     blocking = Blocking(shape, block_shape)
     assert blocks_align_with_chunks(blocking, out.chunks), "each chunk must have one writer"
     for block_id in range(blocking.number_of_blocks):
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         out[to_roi(block.inner_block)] = smoothed[to_roi(block.inner_block_local)]
     print(
         f"smoothed it block-wise: {blocking.number_of_blocks} blocks of {block_shape} "
-        f"with a halo of {halo}, written to {workdir / 'smoothed.zarr'}"
+        f"with a halo of {halo}, written to the sharded zarr {workdir / 'smoothed.zarr'} "
+        f"(chunks {out.chunks}, shards {out.shards})"
     )
 
     expected = box_smooth(volume)
