@@ -1,0 +1,174 @@
+"""TIFF files (``.tif``, ``.tiff``, format ``"tif"``): read-only, through ``tifffile``.
+
+``open_tiff(path, mode, series=0)`` returns a ``TiffArray``, the image data of one series of the
+file (the root array, ``internal_path=""``).
+
+* When the series is stored uncompressed and contiguously, it is memory-mapped with
+  ``tifffile.memmap`` and a region read copies just that region out of the map.
+* Otherwise (compressed, tiled, scattered pages) it is read lazily page by page: a region read
+  decodes only the pages (2D planes) the region touches, never the whole stack.
+
+Axis order: as ``tifffile`` gives the series, C order with x varying fastest: a single image is
+``(y, x)``, a multi-page stack ``(z, y, x)`` (z is the page index: slice index first), an ImageJ or
+shaped hyperstack e.g. ``(t, z, y, x)``; RGB samples, when present, are the last axis. Data of a
+big-endian file is presented in native byte order. ``chunks`` is one page, ``(1, ..., y, x)``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TiffArray", "open_tiff"]
+
+
+def _tifffile() -> Any:
+    from bioimage_py.io.formats import import_optional
+
+    return import_optional("tifffile", format="TIFF", install="pip install tifffile")
+
+
+def _normalize_roi(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``index`` (a slice, or a tuple of step-1 slices as sources pass) as one slice per axis."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if len(index) > len(shape):
+        raise TypeError(f"too many indices ({len(index)}) for an array of {len(shape)} dims")
+    roi = []
+    for entry, size in zip(index + (slice(None),) * (len(shape) - len(index)), shape):
+        if not isinstance(entry, slice):
+            raise TypeError(f"only tuples of slices are supported here, got {entry!r}")
+        start, stop, step = entry.indices(size)
+        if step != 1:
+            raise ValueError(f"only slices with step 1 are supported, got step {step}")
+        roi.append(slice(start, max(start, stop)))
+    return tuple(roi)
+
+
+class TiffArray:
+    """One series of a TIFF file as a read-only, lazily read array.
+
+    ``arr[roi]`` takes a slice or a tuple of step-1 slices (what ``bioimage_py`` sources pass) and
+    returns a new numpy array. ``memmapped`` tells whether the data is memory-mapped.
+    """
+
+    def __init__(self, path: str, series: int = 0) -> None:
+        tifffile = _tifffile()
+        self._path = path
+        self._lock = threading.Lock()
+        self._tif = tifffile.TiffFile(path)
+        try:
+            if not 0 <= series < len(self._tif.series):
+                raise ValueError(
+                    f"{path!r} holds {len(self._tif.series)} image series; series={series} "
+                    "is out of range"
+                )
+            self._series = self._tif.series[series]
+            self._shape = tuple(int(s) for s in self._series.shape)
+            self._dtype = np.dtype(self._series.dtype).newbyteorder("=")
+            self._memmap = None
+            try:
+                self._memmap = tifffile.memmap(path, series=series, mode="r")
+            except (ValueError, OSError, TypeError):
+                self._memmap = None
+            if self._memmap is not None and tuple(self._memmap.shape) != self._shape:
+                self._memmap = None
+            self._pages = list(self._series.pages)
+            keyframe = self._series.keyframe
+            self._page_shape = tuple(int(s) for s in keyframe.shape)
+            n_lead = len(self._shape) - len(self._page_shape)
+            self._lead = self._shape[:n_lead] if n_lead >= 0 else None
+            if (
+                self._lead is None
+                or self._shape[n_lead:] != self._page_shape
+                or math.prod(self._lead) != len(self._pages)
+            ):
+                self._lead = None  # pages do not map to leading axes: decode the series at once
+            self._whole: np.ndarray | None = None
+        except BaseException:
+            self._tif.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self._shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """One page: ``(1, ..., y, x)``; ``None`` for a file whose pages are not planes."""
+        if self._lead is None:
+            return None
+        return (1,) * len(self._lead) + self._page_shape
+
+    @property
+    def memmapped(self) -> bool:
+        """Whether the data is read from a memory map (uncompressed, contiguous)."""
+        return self._memmap is not None
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        roi = _normalize_roi(index, self._shape)
+        if self._memmap is not None:
+            return np.array(self._memmap[roi], dtype=self._dtype)
+        if self._lead is None:
+            with self._lock:
+                if self._whole is None:
+                    self._whole = np.asarray(self._series.asarray(), dtype=self._dtype)
+            return self._whole[roi].copy()
+        n_lead = len(self._lead)
+        lead_roi, page_roi = roi[:n_lead], roi[n_lead:]
+        out = np.zeros(tuple(s.stop - s.start for s in roi), dtype=self._dtype)
+        if out.size == 0:
+            return out
+        for lead_index in np.ndindex(*(s.stop - s.start for s in lead_roi)):
+            coords = tuple(s.start + i for s, i in zip(lead_roi, lead_index))
+            flat = int(np.ravel_multi_index(coords, self._lead)) if n_lead else 0
+            page = self._pages[flat]
+            if page is None:  # a missing page reads as zeros
+                continue
+            with self._lock:  # tifffile's file handle is not safe to seek from several threads
+                data = page.asarray()
+            out[lead_index] = data.reshape(self._page_shape)[page_roi]
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[()]
+        return data if dtype is None else data.astype(dtype)
+
+    def close(self) -> None:
+        self._memmap = None
+        self._tif.close()
+
+    def __enter__(self) -> TiffArray:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        how = "memmap" if self.memmapped else "lazy"
+        return f"TiffArray({self._path!r}, shape={self._shape}, dtype={self._dtype}, {how})"
+
+
+def open_tiff(path: str, mode: str = "r", *, series: int = 0) -> TiffArray:
+    """The registry constructor of format ``"tif"``: series ``series`` of the TIFF at ``path``."""
+    if mode != "r":
+        raise ValueError(f"TIFF files are read-only; open them with mode='r', not {mode!r}")
+    return TiffArray(path, series=int(series))
