@@ -8,6 +8,7 @@ pub mod chunked;
 pub mod dtype;
 pub mod error;
 pub mod fs;
+pub mod hdf5;
 pub mod index;
 pub mod n5;
 pub mod thread_pool;

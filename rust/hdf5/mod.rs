@@ -1,0 +1,678 @@
+//! HDF5 datasets as [`ChunkedArray`]s, through the `hdf5-metno` crates (bundled HDF5 2.x).
+//!
+//! HDF5 built this way is not thread-safe: `hdf5-metno` serializes every library call behind
+//! one global lock. So the read path avoids the library for chunk data: at open (and after each
+//! write through this handle) the chunk index — each stored chunk's file address, size and
+//! filter mask — is collected once with `H5Dchunk_iter`; `read_chunk` then reads the raw bytes
+//! with a positional read and inflates / unshuffles them itself, so chunks decode in parallel
+//! on the generic rayon path of `crate::chunked`. Chunks the fast path cannot decode (a filter
+//! other than deflate and shuffle, a partially disabled pipeline, a non-native byte order) are
+//! read through the library, under its lock: correct first.
+//!
+//! Contiguous datasets get a virtual chunk grid (slabs of about 1 MiB along axis 0), read with
+//! one positional read per slab. Writes go through the library (`write_slice`), followed by a
+//! flush and a refresh of the chunk index.
+//!
+//! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
+
+use std::collections::HashMap;
+use std::fs::File as StdFile;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use hdf5_metno as h5;
+use hdf5_metno::filters::Filter;
+use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
+use ndarray::{ArrayViewD, IxDyn};
+
+use crate::chunked::{check_region, chunk_region, copy_box, region_len, ChunkedArray};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+
+/// Compression of a dataset we create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hdf5Compression {
+    None,
+    /// Deflate (gzip), level 0..=9.
+    Gzip {
+        level: u8,
+    },
+}
+
+/// Where one stored chunk lives in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ChunkEntry {
+    addr: u64,
+    size: u64,
+    filter_mask: u32,
+}
+
+/// One decode step of the filter pipeline we implement ourselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Shuffle,
+    Deflate,
+}
+
+enum Storage {
+    Chunked {
+        index: RwLock<HashMap<Vec<u64>, ChunkEntry>>,
+        /// Filters in pipeline (write) order; `None` when one of them is not implemented here.
+        pipeline: Option<Vec<Step>>,
+    },
+    Contiguous {
+        /// File offset of the raw data; `None` while the dataset is not allocated.
+        offset: RwLock<Option<u64>>,
+    },
+}
+
+/// A dataset in an HDF5 file.
+pub struct Hdf5Array {
+    path: PathBuf,
+    key: String,
+    writable: bool,
+    file: h5::File,
+    dataset: h5::Dataset,
+    raw: StdFile,
+    shape: Vec<u64>,
+    chunk_shape: Vec<u64>,
+    dtype: DataType,
+    fill: Vec<u8>,
+    /// Whether the stored bytes are in native byte order (positional reads need no swap).
+    native_order: bool,
+    storage: Storage,
+}
+
+/// An element type we move between bytes and `hdf5-metno`'s typed API.
+trait Element: h5::H5Type + Copy + Default {
+    fn from_bytes(bytes: &[u8]) -> Vec<Self>;
+    fn to_bytes(values: &[Self], out: &mut [u8]);
+}
+
+macro_rules! numeric_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+                bytes
+                    .chunks_exact(size_of::<$t>())
+                    .map(|b| <$t>::from_ne_bytes(b.try_into().unwrap()))
+                    .collect()
+            }
+            fn to_bytes(values: &[Self], out: &mut [u8]) {
+                for (o, v) in out.chunks_exact_mut(size_of::<$t>()).zip(values) {
+                    o.copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+        }
+    )*};
+}
+numeric_element!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+impl Element for bool {
+    fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+        bytes.iter().map(|&b| b != 0).collect()
+    }
+    fn to_bytes(values: &[Self], out: &mut [u8]) {
+        for (o, &v) in out.iter_mut().zip(values) {
+            *o = u8::from(v);
+        }
+    }
+}
+
+/// Runs `$body` with `$t` bound to the Rust type of `$dtype`.
+macro_rules! with_type {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            DataType::Bool => {
+                type $t = bool;
+                $body
+            }
+            DataType::Int8 => {
+                type $t = i8;
+                $body
+            }
+            DataType::Int16 => {
+                type $t = i16;
+                $body
+            }
+            DataType::Int32 => {
+                type $t = i32;
+                $body
+            }
+            DataType::Int64 => {
+                type $t = i64;
+                $body
+            }
+            DataType::UInt8 => {
+                type $t = u8;
+                $body
+            }
+            DataType::UInt16 => {
+                type $t = u16;
+                $body
+            }
+            DataType::UInt32 => {
+                type $t = u32;
+                $body
+            }
+            DataType::UInt64 => {
+                type $t = u64;
+                $body
+            }
+            DataType::Float32 => {
+                type $t = f32;
+                $body
+            }
+            DataType::Float64 => {
+                type $t = f64;
+                $body
+            }
+        }
+    };
+}
+
+fn selection(region: &[Range<u64>]) -> Selection {
+    let slices: Vec<SliceOrIndex> = region
+        .iter()
+        .map(|r| SliceOrIndex::from(r.start as usize..r.end as usize))
+        .collect();
+    Selection::from(Hyperslab::from(slices))
+}
+
+fn to_usize(values: &[u64]) -> Vec<usize> {
+    values.iter().map(|&v| v as usize).collect()
+}
+
+fn dtype_of(descriptor: &TypeDescriptor) -> Option<DataType> {
+    Some(match descriptor {
+        TypeDescriptor::Boolean => DataType::Bool,
+        TypeDescriptor::Integer(IntSize::U1) => DataType::Int8,
+        TypeDescriptor::Integer(IntSize::U2) => DataType::Int16,
+        TypeDescriptor::Integer(IntSize::U4) => DataType::Int32,
+        TypeDescriptor::Integer(IntSize::U8) => DataType::Int64,
+        TypeDescriptor::Unsigned(IntSize::U1) => DataType::UInt8,
+        TypeDescriptor::Unsigned(IntSize::U2) => DataType::UInt16,
+        TypeDescriptor::Unsigned(IntSize::U4) => DataType::UInt32,
+        TypeDescriptor::Unsigned(IntSize::U8) => DataType::UInt64,
+        TypeDescriptor::Float(FloatSize::U4) => DataType::Float32,
+        TypeDescriptor::Float(FloatSize::U8) => DataType::Float64,
+        _ => return None,
+    })
+}
+
+/// The decode steps of a filter pipeline, `None` when one filter is not implemented here.
+fn pipeline_of(filters: &[Filter]) -> Option<Vec<Step>> {
+    filters
+        .iter()
+        .map(|filter| match filter {
+            Filter::Shuffle => Some(Step::Shuffle),
+            Filter::Deflate(_) => Some(Step::Deflate),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Undoes HDF5's byte shuffle: the stream holds byte 0 of every element, then byte 1, ...
+/// Trailing bytes that do not fill an element are stored unshuffled.
+fn unshuffle(shuffled: &[u8], itemsize: usize, out: &mut [u8]) {
+    let count = shuffled.len() / itemsize;
+    for byte in 0..itemsize {
+        let plane = &shuffled[byte * count..(byte + 1) * count];
+        for (i, &b) in plane.iter().enumerate() {
+            out[i * itemsize + byte] = b;
+        }
+    }
+    let tail = count * itemsize;
+    out[tail..].copy_from_slice(&shuffled[tail..]);
+}
+
+impl Hdf5Array {
+    /// Opens dataset `key` ("a/b/c") of the HDF5 file at `path`.
+    pub fn open(path: &Path, key: &str, writable: bool) -> Result<Self> {
+        let meta = |e: h5::Error| Error::Metadata {
+            path: format!("{}:{key}", path.display()),
+            reason: e.to_string(),
+        };
+        if !path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such HDF5 file"),
+            ));
+        }
+        let file = if writable {
+            h5::File::open_rw(path)
+        } else {
+            h5::File::open(path)
+        }
+        .map_err(meta)?;
+        let dataset = file.dataset(key).map_err(meta)?;
+        Self::from_dataset(path, key, writable, file, dataset)
+    }
+
+    /// Creates dataset `key` (with its parent groups) in the file at `path` (created when
+    /// missing). `chunk_shape: None` makes a contiguous dataset, which takes no compression.
+    /// An existing dataset `key` is replaced when `overwrite`, else an error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        path: &Path,
+        key: &str,
+        shape: &[u64],
+        chunk_shape: Option<&[u64]>,
+        dtype: DataType,
+        compression: Hdf5Compression,
+        shuffle: bool,
+        overwrite: bool,
+    ) -> Result<Self> {
+        let describe = format!("{}:{key}", path.display());
+        let meta = |e: h5::Error| Error::Metadata {
+            path: describe.clone(),
+            reason: e.to_string(),
+        };
+        if let Some(chunks) = chunk_shape {
+            if chunks.len() != shape.len() || chunks.contains(&0) {
+                return Err(Error::InvalidArgument(format!(
+                    "chunk shape {chunks:?} does not fit shape {shape:?} of {describe}"
+                )));
+            }
+        } else if compression != Hdf5Compression::None || shuffle {
+            return Err(Error::InvalidArgument(format!(
+                "{describe}: compression and shuffle need a chunked dataset (give chunk_shape)"
+            )));
+        }
+        if let Hdf5Compression::Gzip { level } = compression {
+            if level > 9 {
+                return Err(Error::InvalidArgument(format!(
+                    "gzip level {level} of {describe} is not in 0..=9"
+                )));
+            }
+        }
+        let file = h5::File::append(path).map_err(meta)?;
+        if file.link_exists(key) {
+            if !overwrite {
+                return Err(Error::InvalidArgument(format!(
+                    "{describe} exists (pass overwrite to replace it)"
+                )));
+            }
+            file.unlink(key).map_err(meta)?;
+        }
+        let dataset = with_type!(dtype, T => {
+            let mut builder = file.new_dataset::<T>().shape(to_usize(shape));
+            if let Some(chunks) = chunk_shape {
+                builder = builder.chunk(to_usize(chunks));
+            }
+            // Pipeline order: shuffle before deflate, as h5py writes it.
+            if shuffle {
+                builder = builder.shuffle();
+            }
+            if let Hdf5Compression::Gzip { level } = compression {
+                builder = builder.deflate(level);
+            }
+            builder.create(key)
+        })
+        .map_err(meta)?;
+        file.flush().map_err(meta)?;
+        Self::from_dataset(path, key, true, file, dataset)
+    }
+
+    fn from_dataset(
+        path: &Path,
+        key: &str,
+        writable: bool,
+        file: h5::File,
+        dataset: h5::Dataset,
+    ) -> Result<Self> {
+        let describe = format!("{}:{key}", path.display());
+        let meta = |reason: String| Error::Metadata {
+            path: describe.clone(),
+            reason,
+        };
+        let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
+        let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
+        let dtype = dtype_of(&descriptor).ok_or_else(|| {
+            meta(format!(
+                "unsupported HDF5 datatype {descriptor:?}; supported: {}",
+                DataType::ALL.map(DataType::name).join(", ")
+            ))
+        })?;
+        let native = if cfg!(target_endian = "little") {
+            h5::datatype::ByteOrder::LittleEndian
+        } else {
+            h5::datatype::ByteOrder::BigEndian
+        };
+        let native_order = dtype.size() == 1 || datatype.byte_order() == native;
+        let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
+        if shape.is_empty() {
+            return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
+        }
+        let dcpl = dataset.dcpl().map_err(|e| meta(e.to_string()))?;
+        let fill = with_type!(dtype, T => {
+            let value: T = dcpl
+                .get_fill_value_as::<T>()
+                .map_err(|e| meta(e.to_string()))?
+                .unwrap_or_default();
+            let mut bytes = vec![0u8; dtype.size()];
+            T::to_bytes(&[value], &mut bytes);
+            bytes
+        });
+        let (chunk_shape, storage) = match dataset.chunk() {
+            Some(chunks) => {
+                let filters = dcpl.get_filters().map_err(|e| meta(e.to_string()))?;
+                let storage = Storage::Chunked {
+                    index: RwLock::new(HashMap::new()),
+                    pipeline: pipeline_of(&filters),
+                };
+                (chunks.iter().map(|&c| c as u64).collect(), storage)
+            }
+            None => {
+                // A virtual chunk: slabs of about 1 MiB along axis 0 (contiguous in the file).
+                let row_bytes: u64 = shape[1..].iter().product::<u64>() * dtype.size() as u64;
+                let rows = ((1u64 << 20) / row_bytes.max(1)).clamp(1, shape[0].max(1));
+                let mut chunk_shape = shape.clone();
+                chunk_shape[0] = rows;
+                for c in &mut chunk_shape {
+                    *c = (*c).max(1);
+                }
+                let storage = Storage::Contiguous {
+                    offset: RwLock::new(None),
+                };
+                (chunk_shape, storage)
+            }
+        };
+        let raw = StdFile::open(path).map_err(|e| Error::io(path, e))?;
+        let array = Hdf5Array {
+            path: path.to_path_buf(),
+            key: key.to_owned(),
+            writable,
+            file,
+            dataset,
+            raw,
+            shape,
+            chunk_shape,
+            dtype,
+            fill,
+            native_order,
+            storage,
+        };
+        array.refresh_index()?;
+        Ok(array)
+    }
+
+    /// The HDF5 path of the dataset in its file.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether writes are allowed.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Recollects the chunk index (chunked) or the data offset (contiguous).
+    fn refresh_index(&self) -> Result<()> {
+        match &self.storage {
+            Storage::Chunked { index, .. } => {
+                let mut map = HashMap::new();
+                let chunk_shape = &self.chunk_shape;
+                self.dataset
+                    .chunks_visit(|info| {
+                        let coords = info
+                            .offset
+                            .iter()
+                            .zip(chunk_shape)
+                            .map(|(&o, &c)| o / c)
+                            .collect();
+                        let entry = ChunkEntry {
+                            addr: info.addr,
+                            size: info.size,
+                            filter_mask: info.filter_mask,
+                        };
+                        map.insert(coords, entry);
+                        0
+                    })
+                    .map_err(|e| Error::Metadata {
+                        path: self.describe(),
+                        reason: format!("cannot list the stored chunks: {e}"),
+                    })?;
+                *index.write().unwrap_or_else(|p| p.into_inner()) = map;
+            }
+            Storage::Contiguous { offset } => {
+                *offset.write().unwrap_or_else(|p| p.into_inner()) = self.dataset.offset();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `region` through the library (under its lock) into `out` (C order, native byte
+    /// order): the slow path, and the reference the fast path is tested against.
+    pub fn read_region_direct(&self, region: &[Range<u64>], out: &mut [u8]) -> Result<()> {
+        check_region(region, &self.shape, &|| self.describe())?;
+        if out.len() != region_len(region) * self.dtype.size() {
+            return Err(Error::InvalidArgument(format!(
+                "output buffer of {} bytes does not match region {region:?} of {}",
+                out.len(),
+                self.describe()
+            )));
+        }
+        if region_len(region) == 0 {
+            return Ok(());
+        }
+        with_type!(self.dtype, T => {
+            let values: ndarray::ArrayD<T> = self
+                .dataset
+                .read_slice::<T, _, IxDyn>(selection(region))
+                .map_err(|e| self.io_error(format!("cannot read region {region:?}: {e}")))?;
+            match values.as_slice() {
+                Some(values) => T::to_bytes(values, out),
+                None => T::to_bytes(&values.iter().copied().collect::<Vec<_>>(), out),
+            }
+        });
+        Ok(())
+    }
+
+    fn io_error(&self, reason: String) -> Error {
+        Error::Io {
+            path: self.describe(),
+            source: std::io::Error::other(reason),
+        }
+    }
+
+    fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
+        Error::CorruptChunk {
+            array: self.describe(),
+            chunk: chunk.to_vec(),
+            reason,
+        }
+    }
+
+    /// Positional read of `len` bytes at `addr`; a short file is a corrupt chunk.
+    fn read_at(&self, chunk: &[u64], addr: u64, buffer: &mut [u8]) -> Result<()> {
+        self.raw.read_exact_at(buffer, addr).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.corrupt(
+                    chunk,
+                    format!(
+                        "{} bytes at {addr} run past the end of the file",
+                        buffer.len()
+                    ),
+                )
+            } else {
+                Error::io(&self.path, e)
+            }
+        })
+    }
+
+    /// Decodes a stored chunk (full chunk shape) from its raw bytes.
+    fn decode(&self, chunk: &[u64], steps: &[Step], raw: Vec<u8>, full: usize) -> Result<Vec<u8>> {
+        let mut data = raw;
+        for step in steps.iter().rev() {
+            data = match step {
+                Step::Deflate => {
+                    let mut inflated = vec![0u8; full];
+                    let n = libdeflater::Decompressor::new()
+                        .zlib_decompress(&data, &mut inflated)
+                        .map_err(|e| self.corrupt(chunk, format!("cannot inflate: {e}")))?;
+                    inflated.truncate(n);
+                    inflated
+                }
+                Step::Shuffle => {
+                    let mut out = vec![0u8; data.len()];
+                    unshuffle(&data, self.dtype.size(), &mut out);
+                    out
+                }
+            };
+        }
+        if data.len() != full {
+            return Err(self.corrupt(
+                chunk,
+                format!("decoded to {} bytes, expected {full}", data.len()),
+            ));
+        }
+        Ok(data)
+    }
+}
+
+impl ChunkedArray for Hdf5Array {
+    fn describe(&self) -> String {
+        format!("{}:{}", self.path.display(), self.key)
+    }
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+    fn dtype(&self) -> DataType {
+        self.dtype
+    }
+    fn chunk_shape(&self) -> &[u64] {
+        &self.chunk_shape
+    }
+    fn fill_value(&self) -> &[u8] {
+        &self.fill
+    }
+
+    fn read_chunk(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let region = chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
+        let itemsize = self.dtype.size();
+        if out.len() != region_len(&region) * itemsize {
+            return Err(Error::InvalidArgument(format!(
+                "buffer of {} bytes does not match chunk {chunk:?} of {}",
+                out.len(),
+                self.describe()
+            )));
+        }
+        match &self.storage {
+            Storage::Contiguous { offset } => {
+                let Some(offset) = *offset.read().unwrap_or_else(|p| p.into_inner()) else {
+                    return Ok(false);
+                };
+                if !self.native_order {
+                    self.read_region_direct(&region, out)?;
+                    return Ok(true);
+                }
+                // A slab along axis 0 of a C-order array is one contiguous run.
+                let row_bytes = self.shape[1..].iter().product::<u64>() * itemsize as u64;
+                self.read_at(chunk, offset + region[0].start * row_bytes, out)?;
+                Ok(true)
+            }
+            Storage::Chunked { index, pipeline } => {
+                let entry = index
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(chunk)
+                    .copied();
+                let Some(entry) = entry else {
+                    return Ok(false);
+                };
+                let steps = match pipeline {
+                    Some(steps) if entry.filter_mask == 0 && self.native_order => steps,
+                    _ => {
+                        self.read_region_direct(&region, out)?;
+                        return Ok(true);
+                    }
+                };
+                let full = region_len(&self.chunk_shape.iter().map(|&c| 0..c).collect::<Vec<_>>())
+                    * itemsize;
+                let mut raw = vec![0u8; entry.size as usize];
+                self.read_at(chunk, entry.addr, &mut raw)?;
+                let data = self.decode(chunk, steps, raw, full)?;
+                let region_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+                if region_shape == self.chunk_shape {
+                    out.copy_from_slice(&data);
+                } else {
+                    let sel: Vec<Range<u64>> = region_shape.iter().map(|&n| 0..n).collect();
+                    // SAFETY: `data` holds a full chunk of `chunk_shape` (checked in `decode`),
+                    // `out` the clipped region of `region_shape` (checked above); `sel` lies in
+                    // both, and `out` is exclusively borrowed.
+                    unsafe {
+                        copy_box(
+                            data.as_ptr(),
+                            &self.chunk_shape,
+                            &sel,
+                            out.as_mut_ptr(),
+                            &region_shape,
+                            &sel,
+                            itemsize,
+                        );
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
+        let region = chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
+        self.write_region(&region, data)
+    }
+
+    fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
+        chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
+        Ok(match &self.storage {
+            Storage::Chunked { index, .. } => index
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(chunk),
+            Storage::Contiguous { offset } => {
+                offset.read().unwrap_or_else(|p| p.into_inner()).is_some()
+            }
+        })
+    }
+
+    fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
+        if !self.writable {
+            return Err(Error::InvalidArgument(format!(
+                "{} is opened read-only",
+                self.describe()
+            )));
+        }
+        check_region(region, &self.shape, &|| self.describe())?;
+        if data.len() != region_len(region) * self.dtype.size() {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes of data do not match region {region:?} of {}",
+                data.len(),
+                self.describe()
+            )));
+        }
+        if region_len(region) == 0 {
+            return Ok(());
+        }
+        let shape: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
+        with_type!(self.dtype, T => {
+            let values = T::from_bytes(data);
+            let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            self.dataset
+                .write_slice(view, selection(region))
+                .map_err(|e| self.io_error(format!("cannot write region {region:?}: {e}")))?;
+        });
+        // Positional reads see only what reached the file.
+        self.file
+            .flush()
+            .map_err(|e| self.io_error(format!("cannot flush: {e}")))?;
+        self.refresh_index()
+    }
+}
+
+#[cfg(test)]
+mod tests;
