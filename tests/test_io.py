@@ -166,7 +166,7 @@ def test_infer_format_explicit_extension_wins():
     assert files.infer_format("volume.h5", ext=".zarr") == "zarr"
 
 
-@pytest.mark.parametrize("path", ["a.xyz", "a.nii.gz"])
+@pytest.mark.parametrize("path", ["a.xyz", "a.gz"])
 def test_infer_format_unknown_extension(path):
     with pytest.raises(ValueError, match=r"^Could not infer") as info:
         files.infer_format(path)
@@ -190,11 +190,6 @@ def test_builtin_formats_are_registered():
     assert set(bio.supported_extensions()) >= {".zarr", ".zr", ".n5", ".h5", ".hdf", ".hdf5"}
     for name in ("zarr", "n5", "hdf5"):
         assert bio.is_writable_format(name)
-
-
-def test_read_only_formats_are_not_registered_yet():
-    for ext in (".mrc", ".rec", ".nii", ".nii.gz"):
-        assert bio.format_for_extension(ext) is None
 
 
 @pytest.mark.parametrize(
@@ -726,10 +721,10 @@ def test_open_array_returns_native_arrays_for_zarr_and_n5(tmp_path):
 
 @pytest.mark.parametrize("mode", ["a", "w", "r+"])
 def test_open_array_unknown_format_fails_up_front(tmp_path, mode):
-    with pytest.raises(ValueError, match=r"^Unknown or unavailable format 'mrc'.*'hdf5'"):
-        bio.open_array(tmp_path / "c.h5", format="mrc", mode=mode)
+    with pytest.raises(ValueError, match=r"^Unknown or unavailable format 'xyz'.*'hdf5'"):
+        bio.open_array(tmp_path / "c.h5", format="xyz", mode=mode)
     with pytest.raises(ValueError, match=r"^Could not infer"):
-        bio.open_array(tmp_path / "c.mrc", mode=mode)
+        bio.open_array(tmp_path / "c.xyz", mode=mode)
     assert os.listdir(tmp_path) == []
 
 

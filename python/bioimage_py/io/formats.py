@@ -11,7 +11,9 @@ from types import ModuleType
 from typing import Any
 
 from bioimage_py.io.folder import open_folder
+from bioimage_py.io.mrc import open_mrc
 from bioimage_py.io.native import open_native_n5, open_native_zarr
+from bioimage_py.io.nifti import open_nifti
 from bioimage_py.io.registry import register_format
 from bioimage_py.io.tiff import open_tiff
 
@@ -42,5 +44,7 @@ def open_hdf5(path: str, mode: str, **kwargs: Any) -> Any:
 register_format("zarr", [".zarr", ".zr"], open_native_zarr, writable=True)
 register_format("n5", [".n5"], open_native_n5, writable=True)
 register_format("hdf5", [".h5", ".hdf", ".hdf5"], open_hdf5, writable=True)
+register_format("mrc", [".mrc", ".rec"], open_mrc)
+register_format("nifti", [".nii", ".nii.gz"], open_nifti)
 register_format("tif", [".tif", ".tiff"], open_tiff)
 register_format("folder", [""], open_folder)

@@ -1,0 +1,163 @@
+"""MRC files (``.mrc``, ``.rec``): read-only and memory-mapped, through ``mrcfile``.
+
+``open_mrc(path, mode)`` opens the file with ``mrcfile.mmap(path, mode="r")`` and returns an
+``MrcFile``: a container with one array, ``"data"`` (the default ``internal_path``). Nothing is
+read up front but the header; every region read copies just that region out of the memory map.
+
+Axis order: as ``mrcfile`` (and numpy) gives it, C order with x varying fastest on disk:
+
+* a single 2D image: ``(y, x)``;
+* a volume or an image stack: ``(z, y, x)`` (for a stack, z is the image index);
+* a stack of volumes: ``(n, z, y, x)``.
+
+So a volume is presented ``(z, y, x)`` as the rest of ``bioimage_py`` indexes, and a slab along
+the first axis is one contiguous range of the file. Data in a big-endian file is presented in
+native byte order. The header stays available as ``MrcArray.header`` and ``voxel_size``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MrcArray", "MrcFile", "open_mrc"]
+
+_KEY = "data"
+
+
+class MrcArray:
+    """The data of an open MRC file, read lazily from its memory map.
+
+    ``arr[index]`` takes numpy basic indexing (``bioimage_py`` sources pass a tuple of step-1
+    slices) and returns a new numpy array, never a view into the memory map, so results stay valid
+    after ``close()``. ``chunks`` is ``None``: the file is one contiguous C-ordered block.
+    """
+
+    chunks = None
+
+    def __init__(self, mrc: Any, path: str) -> None:
+        data = mrc.data
+        if data is None:  # permissive mode with an unreadable header or mode
+            mrc.close()
+            raise ValueError(f"{path!r} holds no data that mrcfile could read")
+        self._mrc = mrc
+        self._data = data
+        self._path = path
+        self._dtype = data.dtype.newbyteorder("=")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def header(self) -> Any:
+        """The file's header (a numpy record from ``mrcfile``)."""
+        return self._mrc.header
+
+    @property
+    def voxel_size(self) -> tuple[float, ...]:
+        """The voxel size in Angstrom, ``(z, y, x)`` to match the axis order (``(y, x)`` in 2D)."""
+        vs = self._mrc.voxel_size
+        zyx = (float(vs.z), float(vs.y), float(vs.x))
+        return zyx[-2:] if self._data.ndim == 2 else zyx
+
+    @property
+    def closed(self) -> bool:
+        return self._data is None
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if self._data is None:
+            raise ValueError(f"I/O operation on closed MRC file {self._path!r}")
+        # np.array copies: the result must not keep the memory map (and the file) alive.
+        return np.array(self._data[index], dtype=self._dtype)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def close(self) -> None:
+        """Release the memory map and close the file (idempotent)."""
+        if self._data is not None:
+            self._data = None
+            self._mrc.close()
+
+    def __enter__(self) -> MrcArray:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._data is None else f"shape={self.shape}, dtype={self.dtype}"
+        return f"MrcArray({self._path!r}, {state})"
+
+
+class MrcFile:
+    """An open MRC file as a container holding one array, ``"data"``."""
+
+    def __init__(self, array: MrcArray) -> None:
+        self._array = array
+
+    def keys(self) -> list[str]:
+        return [_KEY]
+
+    def list_arrays(self) -> list[str]:
+        return [_KEY]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.strip("/") == _KEY
+
+    def __getitem__(self, key: str) -> MrcArray:
+        if key not in self:
+            raise KeyError(key)
+        return self._array
+
+    def close(self) -> None:
+        self._array.close()
+
+    def __enter__(self) -> MrcFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MrcFile({self._array.path!r})"
+
+
+def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> MrcFile:
+    """Open the MRC file at ``path`` read-only and memory-mapped.
+
+    Args:
+        path: the ``.mrc`` / ``.rec`` file.
+        mode: only ``"r"`` (the format is read-only).
+        permissive: passed to ``mrcfile.mmap``: read files with invalid headers, warning instead
+            of raising.
+
+    Raises:
+        ImportError: ``mrcfile`` is not installed (naming the package).
+        ValueError: ``mode`` is not ``"r"``; the file's data cannot be read.
+    """
+    if mode != "r":
+        raise ValueError(f"Format 'mrc' is read-only; open it with mode='r', not {mode!r}")
+    from bioimage_py.io.formats import import_optional  # formats imports this module
+
+    mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
+    mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
+    return MrcFile(MrcArray(mrc, path))

@@ -1,0 +1,196 @@
+"""NIfTI files (``.nii``, ``.nii.gz``): read-only, through ``nibabel``.
+
+``open_nifti(path, mode)`` loads the image with ``nibabel.load`` (header only) and returns a
+``NiftiFile``: a container with one array, ``"data"`` (the default ``internal_path``). Regions are
+read through the image's ``dataobj`` (a nibabel ``ArrayProxy``): for an uncompressed ``.nii``
+only the requested region is read from the file; a ``.nii.gz`` is decompressed from its start on
+each read (nibabel uses ``indexed_gzip`` to seek, when installed).
+
+Axis order: NIfTI stores voxels as ``(x, y, z[, t, ...])`` with x varying fastest (Fortran
+order), which is nibabel's order. By default (``axis_order="zyx"``) the axes are presented
+*reversed*, ``(z, y, x)`` for a volume and ``(t, z, y, x)`` for a time series, as every other
+``bioimage_py`` source (zarr, N5, HDF5, MRC, TIFF, CloudVolume, WebKnossos) presents its data, so
+that block-wise pipelines index all of them alike; this is also the order in which the file is
+contiguous, so a slab along the first axis is one range of the file. ``src[z, y, x]`` is
+nibabel's ``img.dataobj[x, y, z]``. Pass ``axis_order="xyz"`` to ``open_source`` to get nibabel's
+order as stored instead (the choice is recorded in the spec).
+
+Values and dtype follow nibabel's ``dataobj``: when the header sets a scaling
+(``scl_slope``/``scl_inter``), reads return the scaled values in the floating-point dtype nibabel
+picks for them (as ``np.asarray(img.dataobj)``; ``get_fdata`` would always give float64);
+otherwise the stored values in the stored dtype (native byte order).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AXIS_ORDERS", "NiftiArray", "NiftiFile", "open_nifti"]
+
+_KEY = "data"
+
+AXIS_ORDERS = ("zyx", "xyz")
+"""``"zyx"``: axes reversed from storage (default); ``"xyz"``: as stored, nibabel's order."""
+
+
+class NiftiArray:
+    """The voxel data of a NIfTI image, read lazily through nibabel's ``ArrayProxy``.
+
+    ``arr[index]`` takes a tuple of step-1 slices (or ints), one per axis or fewer, in the
+    presented axis order, and returns a new numpy array. ``chunks`` is ``None``.
+    """
+
+    chunks = None
+
+    def __init__(self, image: Any, path: str, axis_order: str) -> None:
+        self._image = image
+        self._proxy = image.dataobj
+        self._path = path
+        self._reverse = axis_order == "zyx"
+        self._axis_order = axis_order
+        stored = tuple(int(n) for n in self._proxy.shape)
+        self._stored_shape = stored
+        self._shape = stored[::-1] if self._reverse else stored
+        # The dtype of reads: scaling may turn integers into floats. nibabel picks that dtype
+        # from the stored dtype and the scale factors alone, so one voxel tells it.
+        probe = self._proxy[tuple(slice(0, min(1, n)) for n in stored)]
+        self._dtype = np.asarray(probe).dtype.newbyteorder("=")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def axis_order(self) -> str:
+        """``"zyx"`` (axes reversed from storage) or ``"xyz"`` (as stored)."""
+        return self._axis_order
+
+    @property
+    def image(self) -> Any:
+        """The nibabel image (header, affine, ...)."""
+        return self._image
+
+    @property
+    def header(self) -> Any:
+        return self._image.header
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The voxel-to-world affine for nibabel's ``(x, y, z)`` voxel indices."""
+        return self._image.affine
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = self._full_index(index)
+        out_shape = tuple(
+            len(range(*i.indices(n)))
+            for i, n in zip(index, self._shape, strict=True)
+            if isinstance(i, slice)
+        )
+        if 0 in out_shape:  # nibabel's fileslice fails on some empty regions
+            return np.empty(out_shape, dtype=self._dtype)
+        if self._reverse:
+            data = np.asarray(self._proxy[index[::-1]]).transpose()
+        else:
+            data = np.asarray(self._proxy[index])
+        # A new C-ordered array in native byte order, never a view of a memory map.
+        return np.array(data, dtype=self._dtype, order="C")
+
+    def _full_index(self, index: Any) -> tuple[Any, ...]:
+        """``index`` as one int or slice per axis (an ``...`` or missing trailing axes filled)."""
+        if not isinstance(index, tuple):
+            index = (index,)
+        if not any(i is Ellipsis for i in index):
+            index = (*index, Ellipsis)
+        at = next(k for k, i in enumerate(index) if i is Ellipsis)
+        n_fill = len(self._shape) - len(index) + 1
+        if n_fill < 0 or any(i is Ellipsis for i in index[at + 1 :]):
+            raise IndexError(f"invalid index {index!r} for shape {self._shape}")
+        return (*index[:at], *(slice(None),) * n_fill, *index[at + 1 :])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def close(self) -> None:
+        """Nothing to release: nibabel opens the file for each read (unless kept open)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"NiftiArray({self._path!r}, shape={self._shape}, dtype={self._dtype}, "
+            f"axis_order={self._axis_order!r})"
+        )
+
+
+class NiftiFile:
+    """An opened NIfTI image as a container holding one array, ``"data"``."""
+
+    def __init__(self, array: NiftiArray) -> None:
+        self._array = array
+
+    def keys(self) -> list[str]:
+        return [_KEY]
+
+    def list_arrays(self) -> list[str]:
+        return [_KEY]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.strip("/") == _KEY
+
+    def __getitem__(self, key: str) -> NiftiArray:
+        if key not in self:
+            raise KeyError(key)
+        return self._array
+
+    def close(self) -> None:
+        self._array.close()
+
+    def __enter__(self) -> NiftiFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NiftiFile({self._array.path!r})"
+
+
+def open_nifti(path: str, mode: str = "r", *, axis_order: str = "zyx", **kwargs: Any) -> NiftiFile:
+    """Open the NIfTI image at ``path`` read-only.
+
+    Args:
+        path: the ``.nii`` or ``.nii.gz`` file.
+        mode: only ``"r"`` (the format is read-only).
+        axis_order: ``"zyx"`` (default: axes reversed, ``(t, z, y, x)`` for 4D) or ``"xyz"``
+            (nibabel's order as stored); see the module docstring.
+        **kwargs: passed to ``nibabel.load`` (e.g. ``mmap``, ``keep_file_open``).
+
+    Raises:
+        ImportError: ``nibabel`` is not installed (naming the package).
+        ValueError: ``mode`` is not ``"r"`` or ``axis_order`` is not one of ``AXIS_ORDERS``.
+    """
+    if mode != "r":
+        raise ValueError(f"Format 'nifti' is read-only; open it with mode='r', not {mode!r}")
+    if axis_order not in AXIS_ORDERS:
+        raise ValueError(f"axis_order must be one of {AXIS_ORDERS}, got {axis_order!r}")
+    from bioimage_py.io.formats import import_optional  # formats imports this module
+
+    nibabel = import_optional("nibabel", format="nifti", install="pip install nibabel")
+    image = nibabel.load(path, **kwargs)
+    return NiftiFile(NiftiArray(image, path, axis_order))
