@@ -1,7 +1,7 @@
 """MRC files (``.mrc``, ``.rec``): read-only and memory-mapped, through ``mrcfile``.
 
 ``open_mrc(path, mode)`` opens the file with ``mrcfile.mmap(path, mode="r")`` and returns an
-``MrcFile``: a container with one array, ``"data"`` (the default ``internal_path``). Nothing is
+``SingleArrayFile``: a container with one array, ``"data"`` (the default ``internal_path``). Nothing is
 read up front but the header; every region read copies just that region out of the memory map.
 
 Axis order: as ``mrcfile`` (and numpy) gives it, C order with x varying fastest on disk:
@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MrcArray", "MrcFile", "open_mrc"]
+from bioimage_py.io.single_array import SingleArrayFile
 
-_KEY = "data"
+__all__ = ["MrcArray", "open_mrc"]
+
 
 
 class MrcArray:
@@ -108,40 +109,8 @@ class MrcArray:
         return f"MrcArray({self._path!r}, {state})"
 
 
-class MrcFile:
-    """An open MRC file as a container holding one array, ``"data"``."""
 
-    def __init__(self, array: MrcArray) -> None:
-        self._array = array
-
-    def keys(self) -> list[str]:
-        return [_KEY]
-
-    def list_arrays(self) -> list[str]:
-        return [_KEY]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.strip("/") == _KEY
-
-    def __getitem__(self, key: str) -> MrcArray:
-        if key not in self:
-            raise KeyError(key)
-        return self._array
-
-    def close(self) -> None:
-        self._array.close()
-
-    def __enter__(self) -> MrcFile:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MrcFile({self._array.path!r})"
-
-
-def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> MrcFile:
+def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> SingleArrayFile:
     """Open the MRC file at ``path`` read-only and memory-mapped.
 
     Args:
@@ -160,4 +129,4 @@ def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> MrcFile
 
     mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
     mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
-    return MrcFile(MrcArray(mrc, path))
+    return SingleArrayFile(MrcArray(mrc, path))

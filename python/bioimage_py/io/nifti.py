@@ -1,7 +1,7 @@
 """NIfTI files (``.nii``, ``.nii.gz``): read-only, through ``nibabel``.
 
 ``open_nifti(path, mode)`` loads the image with ``nibabel.load`` (header only) and returns a
-``NiftiFile``: a container with one array, ``"data"`` (the default ``internal_path``). Regions are
+``SingleArrayFile``: a container with one array, ``"data"`` (the default ``internal_path``). Regions are
 read through the image's ``dataobj`` (a nibabel ``ArrayProxy``): for an uncompressed ``.nii``
 only the requested region is read from the file; a ``.nii.gz`` is decompressed from its start on
 each read (nibabel uses ``indexed_gzip`` to seek, when installed).
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXIS_ORDERS", "NiftiArray", "NiftiFile", "open_nifti"]
+from bioimage_py.io.single_array import SingleArrayFile
 
-_KEY = "data"
+__all__ = ["AXIS_ORDERS", "NiftiArray", "open_nifti"]
+
 
 AXIS_ORDERS = ("zyx", "xyz")
 """``"zyx"``: axes reversed from storage (default); ``"xyz"``: as stored, nibabel's order."""
@@ -138,40 +139,8 @@ class NiftiArray:
         )
 
 
-class NiftiFile:
-    """An opened NIfTI image as a container holding one array, ``"data"``."""
 
-    def __init__(self, array: NiftiArray) -> None:
-        self._array = array
-
-    def keys(self) -> list[str]:
-        return [_KEY]
-
-    def list_arrays(self) -> list[str]:
-        return [_KEY]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.strip("/") == _KEY
-
-    def __getitem__(self, key: str) -> NiftiArray:
-        if key not in self:
-            raise KeyError(key)
-        return self._array
-
-    def close(self) -> None:
-        self._array.close()
-
-    def __enter__(self) -> NiftiFile:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"NiftiFile({self._array.path!r})"
-
-
-def open_nifti(path: str, mode: str = "r", *, axis_order: str = "zyx", **kwargs: Any) -> NiftiFile:
+def open_nifti(path: str, mode: str = "r", *, axis_order: str = "zyx", **kwargs: Any) -> SingleArrayFile:
     """Open the NIfTI image at ``path`` read-only.
 
     Args:
@@ -193,4 +162,4 @@ def open_nifti(path: str, mode: str = "r", *, axis_order: str = "zyx", **kwargs:
 
     nibabel = import_optional("nibabel", format="nifti", install="pip install nibabel")
     image = nibabel.load(path, **kwargs)
-    return NiftiFile(NiftiArray(image, path, axis_order))
+    return SingleArrayFile(NiftiArray(image, path, axis_order))
