@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bioimage_py.copy import copy
+from bioimage_py.dask_array import to_dask
 from bioimage_py.sources import as_source, open_source
 from bioimage_py.util import to_roi
 
@@ -15,7 +17,7 @@ __version__ = "0.1.0"
 
 # open_cloudvolume / open_webknossos join __all__ with their modules (issue 5); until then
 # `import *` must not trip over them.
-__all__ = ["__version__", "as_source", "open_source", "to_roi"]
+__all__ = ["__version__", "as_source", "copy", "open_source", "to_dask", "to_roi"]
 
 
 def __getattr__(name: str) -> Any:

@@ -227,6 +227,13 @@ class Source(ABC):
             return data.astype(dtype)
         return data.copy() if copy else data
 
+    def to_dask(self, chunks: Any = None) -> Any:
+        """A read-only dask array of this source whose tasks reopen it from its spec; see
+        ``bioimage_py.to_dask``."""
+        from bioimage_py.dask_array import to_dask
+
+        return to_dask(self, chunks)
+
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
