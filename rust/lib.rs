@@ -12,6 +12,7 @@ pub mod hdf5;
 pub mod index;
 pub mod n5;
 pub mod thread_pool;
+pub mod transpose;
 pub mod zarr;
 
 #[cfg(feature = "python")]

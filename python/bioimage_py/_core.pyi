@@ -209,7 +209,7 @@ DEFAULT_CHUNK_CACHE_BYTES: int
 """Default bound of an open array's decoded-chunk cache (256 MiB)."""
 
 class NativeArray:
-    """An open zarr or N5 array: numpy basic indexing, reads and writes with the GIL released,
+    """An open zarr, N5 or HDF5 array: numpy basic indexing, reads and writes with the GIL released,
     chunks decoded in parallel through a decoded-chunk cache bounded in bytes."""
 
     @property
@@ -220,13 +220,14 @@ class NativeArray:
     def dtype(self) -> np.dtype: ...
     @property
     def chunks(self) -> tuple[int, ...]:
-        """The read/write chunk: the inner chunk of a sharded zarr array, an N5 block."""
+        """The read/write chunk: the inner chunk of a sharded zarr array, an N5 block, an HDF5
+        chunk (for a contiguous HDF5 dataset: slabs of about 1 MiB along axis 0)."""
     @property
     def shards(self) -> tuple[int, ...] | None:
         """The shard shape of a sharded zarr array, else None."""
     @property
     def format(self) -> str:
-        """``"zarr"`` or ``"n5"``."""
+        """``"zarr"``, ``"n5"`` or ``"hdf5"``."""
     @property
     def path(self) -> str:
         """Container path and key, as used in messages."""
@@ -283,3 +284,55 @@ def list_zarr_arrays(root: str) -> list[str]:
 
 def list_n5_arrays(root: str) -> list[str]:
     """Keys of the N5 datasets below ``root``, sorted; ``""`` for a dataset at the root."""
+
+def open_hdf5(
+    path: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
+    missing_chunks: str = "fill",
+) -> NativeArray:
+    """Open dataset ``key`` of the HDF5 file at ``path`` (without HDF5 file locks; one handle
+    per file and process, reopened read-write when a writer needs it)."""
+
+def create_hdf5(
+    path: str, key: str, *, shape: Sequence[int], chunks: Sequence[int] | None, dtype: str,
+    compression: str = "gzip", compression_level: int | None = None, shuffle: bool = False,
+    fill_value: int | float | None = None, overwrite: bool = False,
+    chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+) -> NativeArray:
+    """Create dataset ``key`` (and its groups) in the HDF5 file at ``path`` (created when
+    missing) and open it writable. ``compression``: ``"gzip"`` (level 0-9, default 4),
+    ``"lzf"`` or ``"raw"``; ``chunks=None`` makes a contiguous dataset (no compression)."""
+
+def list_hdf5_arrays(path: str, key: str = "") -> list[str]:
+    """Paths of the datasets below group ``key`` of the HDF5 file at ``path``, sorted."""
+
+def hdf5_node_kind(path: str, key: str) -> str | None:
+    """``"group"``, ``"dataset"``, ``"other"`` or ``None``: what is at ``key`` in the file."""
+
+# --- transposing copies -------------------------------------------------------------------------
+# Public through `bioimage_py.util.contiguous_transpose`, which also takes non-arrays, 0-d arrays
+# and object arrays.
+
+def normalize_axes(axes: Sequence[int], ndim: int) -> list[int]:
+    """``axes``, a permutation of ``range(ndim)`` as for ``numpy.transpose``, with negative axes
+    resolved.
+
+    Raises:
+        ValueError: wrong length, an axis out of bounds or a repeated axis; the message names
+            the axes.
+    """
+
+def contiguous_transpose(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    """A new C-contiguous array equal to ``numpy.ascontiguousarray(array.transpose(axes))``.
+
+    Works from ``array``'s byte strides (any layout: Fortran order, strided, reversed, offset
+    views), copies items as raw bytes (every dtype and byte order is kept), cache-blocked and in
+    parallel for large arrays, with the GIL released.
+
+    Raises:
+        ValueError: ``axes`` is not a permutation of ``range(array.ndim)``.
+        TypeError: ``array`` holds Python objects (dtype ``object`` or fields of it).
+    """
+
+def create_hdf5_file(path: str, *, truncate: bool = False) -> None:
+    """Create an empty HDF5 file at ``path``; an existing one is kept unless ``truncate``
+    (refused while arrays of it are open in this process)."""
