@@ -1,0 +1,272 @@
+"""Property tests: every wrapper reads exactly like its numpy (or scipy) equivalent.
+
+For random arrays, parameters and numpy basic indices (hypothesis), ``wrapper[index]`` must equal
+``equivalent(array)[index]``: ``np.greater`` & co. for ``ThresholdSource``, the min-max formula
+for ``NormalizeSource``, slicing for ``RoiSource``, ``np.pad`` for ``PadSource``,
+``np.expand_dims`` for ``ExpandDimsSource`` and ``scipy.ndimage.zoom(grid_mode=True,
+mode="nearest")`` for ``ResizedSource``. Parameters numpy rejects must be rejected too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bioimage_py.wrapper import (
+    ExpandDimsSource,
+    NormalizeSource,
+    PadSource,
+    ResizedSource,
+    RoiSource,
+    ThresholdSource,
+)
+
+SETTINGS = settings(max_examples=80, deadline=None)
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6)
+
+
+def int_arrays(dtype: Any = "int32", shapes: Any = SHAPES) -> st.SearchStrategy[np.ndarray]:
+    info = np.iinfo(dtype)
+    elements = st.integers(max(info.min, -100), min(info.max, 100))
+    return hnp.arrays(np.dtype(dtype), shapes, elements=elements)
+
+
+def float_arrays(dtype: Any = "float32", shapes: Any = SHAPES) -> st.SearchStrategy[np.ndarray]:
+    elements = st.floats(-1e3, 1e3, allow_nan=False, width=np.dtype(dtype).itemsize * 8)
+    return hnp.arrays(np.dtype(dtype), shapes, elements=elements)
+
+
+def has_step(index: Any) -> bool:
+    entries = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(e, slice) and e.step not in (None, 1) for e in entries)
+
+
+def assert_same(got: Any, expected: Any) -> None:
+    """``got`` is what numpy returned: same type (array or scalar), shape, dtype and values."""
+    if isinstance(expected, np.ndarray):
+        assert isinstance(got, np.ndarray), (type(got), expected)
+        assert got.shape == expected.shape
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+    else:
+        assert isinstance(got, np.generic), type(got)
+        assert type(got) is type(expected)
+        np.testing.assert_array_equal(got, expected)
+
+
+def check_indexing(data: st.DataObject, source: Any, expected: np.ndarray) -> None:
+    """A few random basic indices read from ``source`` equal the same indices of ``expected``."""
+    assert source.shape == expected.shape
+    assert source.dtype == expected.dtype
+    assert_same(source[...], expected[...])
+    for _ in range(3):
+        index = data.draw(
+            hnp.basic_indices(expected.shape, min_dims=0, allow_ellipsis=True,
+                              allow_newaxis=False),
+            label="index",
+        )
+        if has_step(index):
+            with pytest.raises(ValueError, match="step"):
+                source[index]
+        else:
+            assert_same(source[index], expected[index])
+
+
+# --- ThresholdSource ----------------------------------------------------------------------------
+
+MODES = ["greater", "greater_equal", "less", "less_equal", "equal", "not_equal"]
+
+
+@SETTINGS
+@given(data=st.data(), array=st.one_of(int_arrays("int16"), int_arrays("uint8"), float_arrays()))
+def test_threshold_equals_numpy(data, array):
+    mode = data.draw(st.sampled_from(MODES), label="mode")
+    threshold = data.draw(
+        st.one_of(st.integers(-120, 300), st.floats(-120, 120, allow_nan=False)), label="t"
+    )
+    expected = getattr(np, mode)(array, threshold)
+    check_indexing(data, ThresholdSource(array, threshold, mode), np.asarray(expected))
+
+
+# --- NormalizeSource ----------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    array=st.one_of(int_arrays("int32"), int_arrays("uint8"), float_arrays(), float_arrays("f8")),
+)
+def test_normalize_equals_min_max_formula(data, array):
+    bound = st.one_of(st.none(), st.floats(-200, 200, allow_nan=False))
+    lower, upper = data.draw(bound, label="lower"), data.draw(bound, label="upper")
+    dtype = data.draw(st.sampled_from(["float32", "float64"]), label="dtype")
+    clip = data.draw(st.booleans(), label="clip")
+    if (lower is None or upper is None) and array.size == 0:
+        with pytest.raises(ValueError, match="empty"):
+            NormalizeSource(array, lower, upper, dtype, clip=clip)
+        return
+    lo = float(array.min()) if lower is None else lower
+    hi = float(array.max()) if upper is None else upper
+    if lo > hi:
+        with pytest.raises(ValueError, match="greater"):
+            NormalizeSource(array, lower, upper, dtype, clip=clip)
+        return
+    source = NormalizeSource(array, lower, upper, dtype, clip=clip)
+    assert (source.lower, source.upper) == (lo, hi)
+    reference = (array.astype(np.float64) - lo) / (hi - lo) if hi > lo else np.zeros(array.shape)
+    if clip:
+        reference = np.clip(reference, 0, 1)
+    whole = np.asarray(source)
+    assert whole.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(whole, reference, rtol=1e-6, atol=1e-6)
+    check_indexing(data, source, whole)  # regions are computed exactly like the whole
+
+
+# --- RoiSource ----------------------------------------------------------------------------------
+
+
+def rois(shape: tuple[int, ...]) -> st.SearchStrategy[tuple[slice, ...]]:
+    """Step-1 slices for a prefix of the axes, bounds anywhere (also outside, negative, None)."""
+
+    def axis_slice(n: int) -> st.SearchStrategy[slice]:
+        bound = st.one_of(st.none(), st.integers(-n - 2, n + 2))
+        return st.builds(slice, bound, bound)
+
+    return st.integers(0, len(shape)).flatmap(
+        lambda k: st.tuples(*(axis_slice(n) for n in shape[:k]))
+    )
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays())
+def test_roi_equals_slicing(data, array):
+    roi = data.draw(rois(array.shape), label="roi")
+    source = RoiSource(array, roi)
+    check_indexing(data, source, array[roi])
+    # A ROI of a ROI is the composition.
+    inner = data.draw(rois(source.shape), label="inner")
+    check_indexing(data, RoiSource(source, inner), array[roi][inner])
+
+
+# --- PadSource ----------------------------------------------------------------------------------
+
+
+def pad_widths(ndim: int) -> st.SearchStrategy[Any]:
+    """Every form numpy.pad takes: n, (n,), (before, after), one pair per axis."""
+    width = st.integers(0, 8)  # wider than the axes too: repeated reflections
+    return st.one_of(
+        width,
+        st.tuples(width),
+        st.tuples(width, width),
+        st.tuples(*([st.tuples(width, width)] * ndim)),
+    )
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays())
+def test_pad_equals_numpy_pad(data, array):
+    mode = data.draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]))
+    pad_width = data.draw(pad_widths(array.ndim), label="pad_width")
+    kwargs: dict[str, Any] = {}
+    if mode == "constant":
+        value = st.integers(-9, 9)
+        kwargs["constant_values"] = data.draw(
+            st.one_of(value, st.tuples(value, value),
+                      st.tuples(*([st.tuples(value, value)] * array.ndim))),
+            label="constant_values",
+        )
+    try:
+        expected = np.pad(array, pad_width, mode=mode, **kwargs)
+    except ValueError:  # e.g. an empty axis padded with values it does not have
+        with pytest.raises(ValueError):
+            PadSource(array, pad_width, mode, **kwargs)
+        return
+    check_indexing(data, PadSource(array, pad_width, mode, **kwargs), expected)
+
+
+# --- ExpandDimsSource ---------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays())
+def test_expand_dims_equals_numpy(data, array):
+    axis_value = st.integers(-array.ndim - 3, array.ndim + 2)
+    axis = data.draw(
+        st.one_of(axis_value, st.lists(axis_value, min_size=1, max_size=3).map(tuple)), label="axis"
+    )
+    try:
+        expected = np.expand_dims(array, axis)
+    except ValueError:  # out of range (numpy's AxisError is a ValueError) or repeated
+        with pytest.raises(ValueError, match="range|repeated"):
+            ExpandDimsSource(array, axis)
+        return
+    check_indexing(data, ExpandDimsSource(array, axis), expected)
+
+
+# --- ResizedSource ------------------------------------------------------------------------------
+
+NONEMPTY = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=7)
+
+
+def zoom_reference(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarray:
+    """scipy's pixel-centre zoom to exactly ``shape`` (zoom factors out/in; scipy rounds)."""
+    factors = [out / n for out, n in zip(shape, array.shape)]
+    result = ndi.zoom(array, factors, order=order, mode="nearest", grid_mode=True)
+    assert result.shape == shape
+    return result
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays("int32", NONEMPTY))
+def test_resized_nearest_equals_scipy_zoom(data, array):
+    shape = tuple(data.draw(st.integers(1, 15), label=f"size{i}") for i in range(array.ndim))
+    source = ResizedSource(array, shape, order=0)
+    expected = zoom_reference(array, shape, order=0)
+    assert expected.dtype == array.dtype
+    check_indexing(data, source, expected)
+
+
+@SETTINGS
+@given(data=st.data(), array=float_arrays("float64", NONEMPTY))
+def test_resized_linear_equals_scipy_zoom(data, array):
+    shape = tuple(data.draw(st.integers(1, 15), label=f"size{i}") for i in range(array.ndim))
+    source = ResizedSource(array, shape, order=1)
+    whole = np.asarray(source)
+    np.testing.assert_allclose(whole, zoom_reference(array, shape, order=1), rtol=1e-9, atol=1e-9)
+    check_indexing(data, source, whole)  # every region equals the same part of the whole
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays("uint8", NONEMPTY))
+def test_resized_linear_integers_are_rounded_interpolation(data, array):
+    shape = tuple(data.draw(st.integers(1, 15), label=f"size{i}") for i in range(array.ndim))
+    source = ResizedSource(array, shape, order=1)
+    whole = np.asarray(source)
+    assert whole.dtype == np.uint8
+    # The float interpolation of the same values, rounded half away from zero ...
+    exact = np.asarray(ResizedSource(array.astype(np.float64), shape, order=1))
+    np.testing.assert_array_equal(whole, np.floor(exact + 0.5).astype(np.uint8))
+    # ... which is scipy's integer output, up to float noise at exact halves.
+    scipy_result = zoom_reference(array, shape, order=1).astype(np.int16)
+    assert np.abs(whole.astype(np.int16) - scipy_result).max() <= 1
+    check_indexing(data, source, whole)
+
+
+@SETTINGS
+@given(data=st.data(), array=int_arrays("int16"))
+def test_resized_any_shape_reads_consistently(data, array):
+    """Empty and 0-d sources and empty outputs too: regions equal the whole, resized."""
+    shape = tuple(
+        data.draw(st.integers(0, 0 if n == 0 else 9), label=f"size{i}")
+        for i, n in enumerate(array.shape)
+    )
+    for order in (0, 1):
+        source = ResizedSource(array, shape, order=order)
+        whole = np.asarray(source)
+        assert whole.shape == shape and whole.dtype == array.dtype
+        check_indexing(data, source, whole)
