@@ -1,0 +1,319 @@
+"""The command line: ``bioimage-py info`` and ``bioimage-py convert`` (also ``python -m bioimage_py``).
+
+    bioimage-py info volume.zarr                  # format, shape, dtype, chunks, compression ...
+    bioimage-py info container.n5                 # several arrays: lists them
+    bioimage-py convert stack.tif volume.zarr --chunks 64 --shards 256 --compression zstd:5
+    bioimage-py convert volume.zarr volume.n5 --workers 4 --job-type subprocess
+
+Expected errors (a missing file, an unknown format, a bad key or option) end with one line
+``bioimage-py: error: ...`` on stderr and exit status 1; usage errors exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+PROG = "bioimage-py"
+WRITABLE_FORMATS = ("zarr", "n5", "hdf5")
+
+
+class CliError(Exception):
+    """An expected error: reported as one line, exit status 1."""
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Inspect and convert microscopy volumes (zarr, N5, HDF5, TIFF, MRC, NIfTI, "
+        "KNOSSOS, image folders).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser(
+        "info", help="describe an array, or list the arrays of a container",
+        description="Print format, shape, dtype, chunks, shards, compression and whether the "
+        "format is writable; for a container of several arrays and no KEY, list the arrays.",
+    )
+    info.add_argument("path", metavar="PATH", help="file, folder or container")
+    info.add_argument("key", metavar="KEY", nargs="?", help="the array inside the container")
+    info.add_argument("--format", help="the format, instead of guessing it from the extension")
+
+    convert = commands.add_parser(
+        "convert", help="convert an array to zarr, N5 or HDF5",
+        description="Copy the array SRC block-wise into a new array DST. The destination format "
+        "comes from DST's extension (.zarr, .n5, .h5) unless --format is given.",
+    )
+    convert.add_argument("src", metavar="SRC", help="the input file, folder or container")
+    convert.add_argument("dst", metavar="DST", help="the output container or file")
+    convert.add_argument("--src-key", help="the input array inside SRC (if it holds several)")
+    convert.add_argument("--src-format", help="the input format, instead of SRC's extension")
+    convert.add_argument("--key", help="the output array inside DST (default: the root for "
+                         "zarr and N5, 'data' for HDF5)")
+    convert.add_argument("--format", choices=WRITABLE_FORMATS, help="the output format")
+    convert.add_argument("--zarr-format", type=int, choices=(2, 3), default=3,
+                         help="zarr version of the output (default 3)")
+    convert.add_argument("--chunks", help="output chunks, e.g. 64,64,64 or 64 (default: the "
+                         "input's chunks, or 64 per axis)")
+    convert.add_argument("--shards", help="output shards (zarr v3), e.g. 256,256,256")
+    convert.add_argument("--compression", metavar="NAME[:LEVEL]",
+                         help="e.g. zstd:3, gzip:1, blosc, raw (default per format)")
+    convert.add_argument("--block-shape", help="blocks copied per task (default: the shards, "
+                         "else the chunks)")
+    convert.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                         help="threads or processes (default: the number of cores)")
+    convert.add_argument("--job-type", choices=("local", "subprocess", "dask"), default="local",
+                         help="threads (default), worker processes, or a dask LocalCluster")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing DST array")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    return parser
+
+
+def _shape_option(text: str | None, ndim: int, name: str) -> tuple[int, ...] | None:
+    """``"64,32,32"`` (or one number for every axis) as a tuple of positive ints."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise CliError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or any(v <= 0 for v in values):
+        raise CliError(
+            f"--{name} must be {ndim} positive integers (one per axis) or one, got {text!r}"
+        )
+    return values
+
+
+def _compression_option(text: str | None) -> tuple[str | None, int | None]:
+    if text is None:
+        return None, None
+    name, _, level = text.partition(":")
+    if not name:
+        raise CliError(f"--compression must be NAME or NAME:LEVEL, got {text!r}")
+    if not level:
+        return name, None
+    try:
+        return name, int(level)
+    except ValueError:
+        raise CliError(f"the compression level must be an integer, got {level!r}") from None
+
+
+# --- info --------------------------------------------------------------------------------------
+
+
+def _info(args: argparse.Namespace) -> int:
+    from bioimage_py import io, open_source
+    from bioimage_py.io.hierarchy import list_arrays
+
+    path = os.path.abspath(args.path)
+    if not os.path.exists(path):
+        raise CliError(f"{args.path!r} does not exist")
+    key = args.key
+    if key is None:
+        container = io.open_file(path, format=args.format)
+        try:
+            arrays = list_arrays(container)
+            if not arrays:
+                raise CliError(f"{args.path!r} holds no arrays")
+            if len(arrays) != 1:
+                print(f"{args.path}: {len(arrays)} arrays")
+                for name in arrays:
+                    array = container[name] if name else container
+                    print(f"  {name or '(root)'}  shape {tuple(array.shape)}  "
+                          f"dtype {array.dtype}")
+                return 0
+        finally:
+            close = getattr(container, "close", None)
+            if callable(close):
+                close()
+    source = open_source(path, key, format=args.format)
+    for label, value in _describe(source).items():
+        print(f"{label + ':':<13}{value}")
+    return 0
+
+
+def _describe(source: Any) -> dict[str, str]:
+    """The lines ``info`` prints for an opened ``FileSource``."""
+    from bioimage_py import io
+
+    fmt = source.format
+    version = _zarr_version(source.path, source.internal_path) if fmt == "zarr" else None
+    return {
+        "path": source.path,
+        "key": source.internal_path or "(root)",
+        "format": fmt if version is None else f"{fmt} (v{version})",
+        "shape": str(tuple(source.shape)),
+        "dtype": str(source.dtype),
+        "chunks": _tuple_or_dash(source.chunks),
+        "shards": _tuple_or_dash(source.shards),
+        "compression": _compression(source),
+        "writable": "yes" if io.is_writable_format(fmt) else "no (read-only format)",
+    }
+
+
+def _tuple_or_dash(value: Sequence[int] | None) -> str:
+    return "-" if value is None else str(tuple(value))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _zarr_version(path: str, key: str | None) -> int | None:
+    folder = Path(path, key or "")
+    if (folder / "zarr.json").is_file():
+        return 3
+    if (folder / ".zarray").is_file():
+        return 2
+    return None
+
+
+def _compression(source: Any) -> str:
+    """The codec as NAME[:LEVEL] from the metadata, or ``-`` where the format does not say."""
+    folder = Path(source.path, source.internal_path or "")
+    if source.format == "zarr":
+        v3 = _read_json(folder / "zarr.json")
+        if v3:
+            return _zarr3_codecs(v3.get("codecs", []))
+        compressor = _read_json(folder / ".zarray").get("compressor")
+        return "raw" if compressor is None else _codec(compressor.get("id"), compressor)
+    if source.format == "n5":
+        attributes = _read_json(folder / "attributes.json")
+        compression = attributes.get("compression")
+        if isinstance(compression, dict):
+            return _codec(compression.get("type"), compression)
+        return str(attributes.get("compressionType", "-"))
+    if source.format == "hdf5":
+        return _hdf5_filters(source.path, source.internal_path)
+    return "-"
+
+
+def _zarr3_codecs(codecs: list[Any]) -> str:
+    names = []
+    for codec in codecs:
+        if not isinstance(codec, dict):
+            continue
+        name, config = codec.get("name"), codec.get("configuration") or {}
+        if name == "sharding_indexed":
+            return _zarr3_codecs(config.get("codecs", []))
+        if name in ("bytes", "transpose", "crc32c"):
+            continue
+        names.append(_codec(name, config))
+    return ", ".join(names) or "raw"
+
+
+def _codec(name: Any, config: dict[str, Any]) -> str:
+    name = str(name or "-")
+    if name == "blosc":
+        return f"blosc:{config.get('cname', '?')}:{config.get('clevel', '?')}"
+    level = config.get("level", config.get("clevel"))
+    return name if level is None else f"{name}:{level}"
+
+
+def _hdf5_filters(path: str, key: str | None) -> str:
+    try:
+        import h5py
+    except ImportError:
+        return "-"
+    with h5py.File(path, "r") as file:
+        dataset = file[key or "/"]
+        if dataset.compression is None:
+            return "raw"
+        opts = dataset.compression_opts
+        text = dataset.compression if opts is None else f"{dataset.compression}:{opts}"
+        return text + (" + shuffle" if dataset.shuffle else "")
+
+
+# --- convert -----------------------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from bioimage_py import copy, io, open_source
+    from bioimage_py.io.create import default_chunks
+
+    src_path = os.path.abspath(args.src)
+    if not os.path.exists(src_path):
+        raise CliError(f"{args.src!r} does not exist")
+    source = open_source(src_path, args.src_key, format=args.src_format)
+    dst_path = os.path.abspath(args.dst)
+    fmt = args.format or io.infer_format(dst_path)
+    if fmt not in WRITABLE_FORMATS:
+        raise CliError(
+            f"cannot write {fmt} files; the output format must be one of "
+            f"{', '.join(WRITABLE_FORMATS)} (choose with the extension or --format)"
+        )
+    key = args.key if args.key is not None else ("data" if fmt == "hdf5" else "")
+    if dst_path == source.path and key.strip("/") == (source.internal_path or ""):
+        raise CliError("SRC and DST are the same array")
+
+    shape, ndim = tuple(source.shape), len(source.shape)
+    chunks = _shape_option(args.chunks, ndim, "chunks")
+    if chunks is None:
+        chunks = tuple(min(c, max(n, 1)) for c, n in zip(source.chunks, shape)) \
+            if source.chunks is not None else default_chunks(shape)
+    shards = _shape_option(args.shards, ndim, "shards")
+    block_shape = _shape_option(args.block_shape, ndim, "block-shape")
+    compression, level = _compression_option(args.compression)
+    if args.workers < 1:
+        raise CliError(f"--workers must be at least 1, got {args.workers}")
+
+    started = time.perf_counter()
+    try:
+        output = io.create_array(
+            dst_path, key, shape=shape, dtype=source.dtype, chunks=chunks, format=fmt,
+            zarr_format=args.zarr_format, shards=shards, compression=compression,
+            compression_level=level, overwrite=args.overwrite,
+        )
+    except ValueError as err:
+        if "exists" in str(err) and not args.overwrite:
+            where = f"an array {key!r}" if key else "an array at its root"
+            raise CliError(f"{args.dst!r} already holds {where}; pass --overwrite to replace it") \
+                from None
+        raise
+    copy(source, output, block_shape=block_shape, job_type=args.job_type,
+         num_workers=args.workers, progress=False if args.quiet else None)
+    if not args.quiet:
+        where = f"{args.dst}" + (f" [{key}]" if key else "")
+        print(
+            f"converted {args.src} {shape} {source.dtype} -> {where} ({fmt}, chunks "
+            f"{tuple(output.chunks)}{f', shards {tuple(output.shards)}' if output.shards else ''}"
+            f", {_compression(output)}) in {time.perf_counter() - started:.1f} s"
+        )
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 error, 2 usage error)."""
+    args = _parser().parse_args(argv)
+    from bioimage_py.errors import BlockFailure
+
+    try:
+        return _info(args) if args.command == "info" else _convert(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, TypeError, OSError, KeyError, ImportError, BlockFailure) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, KeyError):
+            message = f"not found: {message}"
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
