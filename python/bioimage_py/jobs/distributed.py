@@ -43,7 +43,7 @@ def _client(job_config: dict[str, Any], num_workers: int) -> Iterator[Any]:
     else:
         with distributed.LocalCluster(
             n_workers=num_workers, threads_per_worker=1, processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with a running cluster
         ) as cluster, distributed.Client(cluster) as client:
             yield client
 
