@@ -265,13 +265,11 @@ def _show(slices: Sequence[slice]) -> str:
 
 def _open_params(volume: Any) -> dict[str, Any]:
     """The ``open_cloudvolume`` keyword arguments that reopen ``volume``, as far as it tells."""
-    cache = volume.cache
     params: dict[str, Any] = {
         "mip": int(volume.mip),
         "fill_missing": bool(volume.fill_missing),
         "bounded": bool(volume.bounded),
-        # An enabled cache is recorded as its folder, which reopens the same cache.
-        "cache": str(cache.path) if cache.enabled else False,
+        "cache": _cache_param(volume),
         "non_aligned_writes": bool(volume.non_aligned_writes),
     }
     defaults = _cloudvolume_defaults()
@@ -283,6 +281,27 @@ def _open_params(volume: Any) -> dict[str, Any]:
         if name in defaults and value != defaults[name]:
             params[name] = value.item() if isinstance(value, np.generic) else value
     return params
+
+
+def _cache_param(volume: Any) -> bool | str:
+    """The ``cache`` argument that opened ``volume``: ``False``, ``True`` or the cache root.
+
+    cloud-volume keeps only the layer's folder inside the cache root
+    (``<root>/<protocol>/<path>/<layer>``), so the root is that folder without this suffix.
+    """
+    cache = volume.cache
+    if not cache.enabled:
+        return False
+    try:
+        from cloudvolume.datasource import get_cache_path
+    except ImportError:  # another cloud-volume layout: the default cache is the best guess
+        return True
+    folder = os.fspath(cache.path)
+    cloudpath = str(volume.cloudpath)
+    if folder == get_cache_path(True, cloudpath):
+        return True
+    suffix = os.sep + os.path.relpath(get_cache_path(os.sep, cloudpath), os.sep)
+    return folder[: -len(suffix)] if folder.endswith(suffix) else True
 
 
 def _cloudvolume_defaults() -> dict[str, Any]:
