@@ -21,7 +21,8 @@ import zarr
 import bioimage_py.io as bio
 from bioimage_py import _core as bio_core
 from bioimage_py._core import NativeArray
-from bioimage_py.io import files, formats, native, registry
+from bioimage_py.io import files, formats, hdf5, native, registry
+from bioimage_py.io.hdf5 import Hdf5File
 from bioimage_py.io.native import NativeContainer
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +217,8 @@ def test_constructor_for_format():
     assert bio.constructor_for_format("zarr") is native.open_native_zarr
     assert bio.constructor_for_format("n5") is native.open_native_n5
     assert bio.constructor_for_format("ZARR") is native.open_native_zarr
-    assert bio.constructor_for_format("hdf5") is formats.open_hdf5
-    assert bio.constructor_for_format("HDF5") is formats.open_hdf5
+    assert bio.constructor_for_format("hdf5") is hdf5.open_native_hdf5
+    assert bio.constructor_for_format("HDF5") is hdf5.open_native_hdf5
 
 
 @pytest.mark.parametrize("call", [bio.constructor_for_format, bio.is_writable_format])
@@ -282,8 +283,8 @@ def test_register_format_replaces_a_format(isolated_registry):
 def test_register_format_swaps_a_builtin_reader(isolated_registry, tmp_path):
     write_h5(tmp_path / "c.h5", {"data": data()})
 
-    def my_hdf5(path, mode, **kwargs):
-        return formats.open_hdf5(path, mode, **kwargs)
+    def my_hdf5(path, mode, **kwargs):  # h5py instead of the native reader
+        return h5py.File(path, mode, **kwargs)
 
     bio.register_format("hdf5", [".h5", ".hdf", ".hdf5"], my_hdf5, writable=True)
     assert bio.constructor_for_format("hdf5") is my_hdf5
@@ -293,7 +294,7 @@ def test_register_format_swaps_a_builtin_reader(isolated_registry, tmp_path):
 
 def test_register_format_extension_conflict(isolated_registry):
     with pytest.raises(ValueError, match=r"'\.h5'.*'hdf5'"):
-        bio.register_format("other", [".other", ".h5"], formats.open_hdf5)
+        bio.register_format("other", [".other", ".h5"], hdf5.open_native_hdf5)
     # nothing registered on failure
     assert "other" not in bio.supported_formats()
     assert bio.format_for_extension(".other") is None
@@ -308,27 +309,28 @@ def test_register_format_rejects_bad_arguments(isolated_registry):
         bio.register_format("bad", [5], native.open_native_zarr)
 
 
-def test_importing_io_does_not_import_the_peer_libraries():
+def test_hdf5_needs_no_h5py(tmp_path):
+    """HDF5 is native: it reads and writes with h5py unimportable."""
     code = (
         "import sys; sys.modules['h5py'] = None\n"
         "import bioimage_py.io as io\n"
-        "assert 'hdf5' in io.supported_formats()\n"
-        "try:\n"
-        "    io.open_file('missing.h5', mode='a')\n"
-        "except ImportError as err:\n"
-        "    print(err)\n"
+        "io.create_array(sys.argv[1], 'g/x', shape=(4, 6), dtype='uint16')[1:3, 2:5] = 7\n"
+        "f = io.open_file(sys.argv[1])\n"
+        "print(type(f).__name__, f.list_arrays(), int(f['g/x'][...].sum()))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(tmp_path / "c.h5")],
+        capture_output=True, text=True, check=True,
     ).stdout
-    assert "h5py" in out and "pip install h5py" in out
+    assert out.split() == ["Hdf5File", "['g/x']", "42"]
 
 
 def test_missing_library_fails_at_open_time_naming_the_package(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "h5py", None)
-    with pytest.raises(ImportError, match=r"hdf5 files requires.*'h5py'.*install h5py"):
-        bio.open_file(tmp_path / "c.h5", mode="a")
-    assert not (tmp_path / "c.h5").exists()
+    path = tmp_path / "c.mrc"
+    path.write_bytes(b"\0" * 1024)
+    monkeypatch.setitem(sys.modules, "mrcfile", None)
+    with pytest.raises(ImportError, match=r"mrc files requires.*'mrcfile'.*install mrcfile"):
+        bio.open_file(path)
 
 
 def test_zarr_and_n5_need_neither_zarr_python_nor_z5py(tmp_path):
@@ -412,16 +414,21 @@ def test_open_file_n5_root_dataset(tmp_path):
 def test_open_file_hdf5(tmp_path, name):
     path = write_h5(tmp_path / name, {"a/b": data()})
     with bio.open_file(path) as f:
-        assert isinstance(f, h5py.File)
+        assert isinstance(f, Hdf5File)
         assert f.mode == "r"
+        assert f.list_arrays() == ["a/b"] and f["a"].list_arrays() == ["b"]
+        assert "a/b" in f and "a/c" not in f
         np.testing.assert_array_equal(f["a/b"][...], data())
-    assert not f.id.valid
+        np.testing.assert_array_equal(f["a"]["b"][...], data())
+        assert f["a/b"].read_only
+        with pytest.raises(KeyError):
+            f["a/c"]
 
 
 def test_open_file_ext_and_format_override_the_path(tmp_path):
     write_h5(tmp_path / "volume.bin", {"x": data()})
     with bio.open_file(tmp_path / "volume.bin", ext=".h5") as f:
-        assert isinstance(f, h5py.File)
+        assert isinstance(f, Hdf5File)
     write_n5(tmp_path / "container", {"x": data()})
     with bio.open_file(tmp_path / "container", format="n5") as f:
         assert isinstance(f, NativeContainer) and f.format == "n5"
@@ -431,13 +438,15 @@ def test_open_file_ext_and_format_override_the_path(tmp_path):
     assert isinstance(f, NativeContainer) and f.format == "zarr"
     # format beats ext
     with bio.open_file(tmp_path / "volume.bin", ext=".zarr", format="HDF5") as f:
-        assert isinstance(f, h5py.File)
+        assert isinstance(f, Hdf5File)
 
 
 def test_open_file_passes_kwargs(tmp_path):
     path = write_h5(tmp_path / "c.h5", {"x": data()})
-    with bio.open_file(path, driver="core", backing_store=False) as f:
-        assert f.driver == "core"
+    with bio.open_file(path, chunk_cache_bytes=0, missing_chunks="error") as f:
+        assert f["x"].chunk_cache_bytes == 0 and f["x"].missing_chunks == "error"
+    with pytest.raises(TypeError, match="driver"):
+        bio.open_file(path, driver="core")
 
 
 @pytest.mark.parametrize("mode", ["r", "r+", "a", "w"])
@@ -469,11 +478,12 @@ def test_open_file_missing_file(tmp_path, name, mode):
 def test_open_file_hdf5_creating_modes(tmp_path):
     for mode in ("a", "w"):
         path = tmp_path / f"{mode}.h5"
-        f = bio.open_file(path, mode=mode)
-        f.create_group("g")
-        close(f)
-        with bio.open_file(path) as g:
-            assert "g" in g
+        assert bio.open_file(path, mode=mode).list_arrays() == []
+        with h5py.File(path, "r") as f:  # a valid, empty HDF5 file
+            assert list(f) == []
+    path = write_h5(tmp_path / "data.h5", {"x": data()})
+    assert bio.open_file(path, mode="a").list_arrays() == ["x"]
+    assert bio.open_file(path, mode="w").list_arrays() == []
 
 
 def is_peer_root_group(path: Path, fmt: str) -> bool:
@@ -704,19 +714,19 @@ def test_open_array_closes_the_file_on_error(tmp_path):
 def test_open_array_format_overrides_the_extension(tmp_path):
     write_h5(tmp_path / "volume.bin", {"x": data()})
     array, key, fmt = bio.open_array(tmp_path / "volume.bin", format="HDF5")
-    assert isinstance(array, h5py.Dataset)
+    assert isinstance(array, NativeArray) and array.format == "hdf5"
     assert (key, fmt) == ("x", "hdf5")
 
 
-def test_open_array_returns_native_arrays_for_zarr_and_n5(tmp_path):
+def test_open_array_returns_native_arrays(tmp_path):
     for zarr_format in (2, 3):
         path = write_zarr(tmp_path / f"a{zarr_format}.zarr", {"x": data()}, zarr_format)
         array = bio.open_array(path)[0]
         assert isinstance(array, NativeArray) and array.format == "zarr"
     array = bio.open_array(write_n5(tmp_path / "a.n5", {"x": data()}))[0]
     assert isinstance(array, NativeArray) and array.format == "n5"
-    assert isinstance(bio.open_array(write_h5(tmp_path / "a.h5", {"x": data()}))[0],
-                      h5py.Dataset)
+    array = bio.open_array(write_h5(tmp_path / "a.h5", {"x": data()}))[0]
+    assert isinstance(array, NativeArray) and array.format == "hdf5"
 
 
 @pytest.mark.parametrize("mode", ["a", "w", "r+"])
@@ -741,10 +751,8 @@ def test_open_array_missing_file(tmp_path, name, mode):
 def test_open_array_mode_r_is_read_only(tmp_path, writer, name, fmt):
     path = write(writer, tmp_path / name, {"data": data()})
     array, _, _ = bio.open_array(path)
-    if fmt == "zarr":
+    if fmt in ("zarr", "hdf5"):
         assert array.read_only
-    elif fmt == "hdf5":
-        assert array.file.mode == "r"
     with pytest.raises(Exception):
         array[0, 0] = 42
     np.testing.assert_array_equal(read_back(path, fmt, "data"), data())
@@ -756,8 +764,6 @@ def test_open_array_writes_are_visible_to_the_peer_library(tmp_path, writer, nam
     path = write(writer, tmp_path / name, {"raw": data(), "seg/labels": data(offset=3)})
     array, key, _ = bio.open_array(path, "seg/labels", mode=mode)
     array[1:3, 2:5] = 999
-    if fmt == "hdf5":
-        array.file.close()
     expected = data(offset=3)
     expected[1:3, 2:5] = 999
     np.testing.assert_array_equal(read_back(path, fmt, key), expected)
@@ -796,10 +802,9 @@ def test_open_array_mode_w_truncates_like_h5py(tmp_path):
 
 def test_open_array_passes_kwargs_to_the_open_call(tmp_path):
     path = write_h5(tmp_path / "c.h5", {"data": data()})
-    array, key, fmt = bio.open_array(path, driver="core", backing_store=False)
-    assert array.file.driver == "core"
+    array, key, fmt = bio.open_array(path, chunk_cache_bytes=1024, missing_chunks="error")
+    assert (array.chunk_cache_bytes, array.missing_chunks) == (1024, "error")
     np.testing.assert_array_equal(array[...], data())
-    array.file.close()
 
 
 def test_open_array_accepts_pathlike_and_string(tmp_path):

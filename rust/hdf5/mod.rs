@@ -11,7 +11,11 @@
 //!
 //! Contiguous datasets get a virtual chunk grid (slabs of about 1 MiB along axis 0), read with
 //! one positional read per slab. Writes go through the library (`write_slice`), followed by a
-//! flush and a refresh of the chunk index.
+//! flush; the chunk index is recollected before the next read.
+//!
+//! The fast path decodes deflate (gzip), shuffle and h5py's LZF filter, honouring each chunk's
+//! filter mask (a filter that did not help is skipped for that chunk). Files are shared per
+//! process and opened without HDF5's file locks: see [`file`].
 //!
 //! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
 
@@ -20,7 +24,8 @@ use std::fs::File as StdFile;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use hdf5_metno as h5;
 use hdf5_metno::filters::Filter;
@@ -31,6 +36,13 @@ use ndarray::{ArrayViewD, IxDyn};
 use crate::chunked::{check_region, chunk_region, copy_box, region_len, ChunkedArray};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
+use crate::zarr::FillScalar;
+
+mod file;
+mod lzf;
+
+use file::{metadata_error, SharedFile};
+pub use file::{create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, NodeKind};
 
 /// Compression of a dataset we create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +52,47 @@ pub enum Hdf5Compression {
     Gzip {
         level: u8,
     },
+    /// h5py's LZF filter: fast, light compression.
+    Lzf,
+}
+
+/// How to create a dataset.
+#[derive(Clone, Debug)]
+pub struct Hdf5Create {
+    pub shape: Vec<u64>,
+    /// `None` makes a contiguous dataset, which takes no compression or shuffle.
+    pub chunk_shape: Option<Vec<u64>>,
+    pub dtype: DataType,
+    pub compression: Hdf5Compression,
+    /// Byte-shuffle before compressing (helps multi-byte types).
+    pub shuffle: bool,
+    /// `None`: zero (HDF5's default).
+    pub fill_value: Option<FillScalar>,
+    /// Replace an existing dataset at the key (else that is an error).
+    pub overwrite: bool,
+}
+
+impl Hdf5Compression {
+    /// `"raw"` / `"none"`, `"gzip"` (level 0..=9, default 4 as in h5py) or `"lzf"` (no level).
+    pub fn from_name(name: &str, level: Option<i32>) -> Result<Self> {
+        match (name, level) {
+            ("raw" | "none", None) => Ok(Hdf5Compression::None),
+            ("gzip" | "deflate", level) => match u8::try_from(level.unwrap_or(4)) {
+                Ok(level) if level <= 9 => Ok(Hdf5Compression::Gzip { level }),
+                _ => Err(Error::InvalidArgument(format!(
+                    "gzip level {} is not in 0..=9",
+                    level.unwrap_or_default()
+                ))),
+            },
+            ("lzf", None) => Ok(Hdf5Compression::Lzf),
+            ("raw" | "none" | "lzf", Some(level)) => Err(Error::InvalidArgument(format!(
+                "compression {name:?} takes no level, got {level}"
+            ))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown HDF5 compression {name:?}; expected one of raw, gzip, lzf"
+            ))),
+        }
+    }
 }
 
 /// Where one stored chunk lives in the file.
@@ -55,6 +108,7 @@ struct ChunkEntry {
 enum Step {
     Shuffle,
     Deflate,
+    Lzf,
 }
 
 enum Storage {
@@ -74,9 +128,10 @@ pub struct Hdf5Array {
     path: PathBuf,
     key: String,
     writable: bool,
-    file: h5::File,
-    dataset: h5::Dataset,
+    file: Arc<SharedFile>,
     raw: StdFile,
+    /// Set by writes: the chunk index (or data offset) must be recollected before reading.
+    index_stale: AtomicBool,
     shape: Vec<u64>,
     chunk_shape: Vec<u64>,
     dtype: DataType,
@@ -90,11 +145,16 @@ pub struct Hdf5Array {
 trait Element: h5::H5Type + Copy + Default {
     fn from_bytes(bytes: &[u8]) -> Vec<Self>;
     fn to_bytes(values: &[Self], out: &mut [u8]);
+    /// The fill value as this type; `None` when it does not fit.
+    fn from_fill(fill: FillScalar) -> Option<Self>;
 }
 
 macro_rules! numeric_element {
-    ($($t:ty),*) => {$(
+    ($convert:ident: $($t:ty),*) => {$(
         impl Element for $t {
+            fn from_fill(fill: FillScalar) -> Option<Self> {
+                $convert(fill)
+            }
             fn from_bytes(bytes: &[u8]) -> Vec<Self> {
                 bytes
                     .chunks_exact(size_of::<$t>())
@@ -109,9 +169,49 @@ macro_rules! numeric_element {
         }
     )*};
 }
-numeric_element!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+/// Integers must fit exactly; an integral float is accepted.
+fn int_fill<T: TryFrom<i128>>(fill: FillScalar) -> Option<T> {
+    match fill {
+        FillScalar::Int(value) => T::try_from(value).ok(),
+        FillScalar::Float(value) if value.fract() == 0.0 && value.abs() < 1e38 => {
+            T::try_from(value as i128).ok()
+        }
+        FillScalar::Float(_) => None,
+    }
+}
+
+trait FromF64 {
+    fn from_f64(value: f64) -> Self;
+}
+impl FromF64 for f32 {
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+impl FromF64 for f64 {
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+fn float_fill<T: FromF64>(fill: FillScalar) -> Option<T> {
+    Some(T::from_f64(match fill {
+        FillScalar::Int(value) => value as f64,
+        FillScalar::Float(value) => value,
+    }))
+}
+
+numeric_element!(int_fill: i8, i16, i32, i64, u8, u16, u32, u64);
+numeric_element!(float_fill: f32, f64);
 
 impl Element for bool {
+    fn from_fill(fill: FillScalar) -> Option<Self> {
+        match int_fill::<u8>(fill) {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        }
+    }
     fn from_bytes(bytes: &[u8]) -> Vec<Self> {
         bytes.iter().map(|&b| b != 0).collect()
     }
@@ -210,6 +310,7 @@ fn pipeline_of(filters: &[Filter]) -> Option<Vec<Step>> {
         .map(|filter| match filter {
             Filter::Shuffle => Some(Step::Shuffle),
             Filter::Deflate(_) => Some(Step::Deflate),
+            Filter::LZF => Some(Step::Lzf),
             _ => None,
         })
         .collect()
@@ -232,45 +333,36 @@ fn unshuffle(shuffled: &[u8], itemsize: usize, out: &mut [u8]) {
 impl Hdf5Array {
     /// Opens dataset `key` ("a/b/c") of the HDF5 file at `path`.
     pub fn open(path: &Path, key: &str, writable: bool) -> Result<Self> {
-        let meta = |e: h5::Error| Error::Metadata {
-            path: format!("{}:{key}", path.display()),
-            reason: e.to_string(),
-        };
         if !path.exists() {
             return Err(Error::io(
                 path,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such HDF5 file"),
             ));
         }
-        let file = if writable {
-            h5::File::open_rw(path)
-        } else {
-            h5::File::open(path)
-        }
-        .map_err(meta)?;
-        let dataset = file.dataset(key).map_err(meta)?;
-        Self::from_dataset(path, key, writable, file, dataset)
+        let file = SharedFile::open(path, writable)?;
+        Self::from_file(path, key, writable, file)
     }
 
     /// Creates dataset `key` (with its parent groups) in the file at `path` (created when
-    /// missing). `chunk_shape: None` makes a contiguous dataset, which takes no compression.
-    /// An existing dataset `key` is replaced when `overwrite`, else an error.
-    #[allow(clippy::too_many_arguments)]
-    pub fn create(
-        path: &Path,
-        key: &str,
-        shape: &[u64],
-        chunk_shape: Option<&[u64]>,
-        dtype: DataType,
-        compression: Hdf5Compression,
-        shuffle: bool,
-        overwrite: bool,
-    ) -> Result<Self> {
+    /// missing), as `options` say.
+    pub fn create(path: &Path, key: &str, options: &Hdf5Create) -> Result<Self> {
+        let Hdf5Create {
+            ref shape,
+            ref chunk_shape,
+            dtype,
+            compression,
+            shuffle,
+            fill_value,
+            overwrite,
+        } = *options;
+        let chunk_shape = chunk_shape.as_deref();
         let describe = format!("{}:{key}", path.display());
-        let meta = |e: h5::Error| Error::Metadata {
-            path: describe.clone(),
-            reason: e.to_string(),
-        };
+        let key = key.trim_matches('/');
+        if key.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{describe}: an HDF5 array needs a dataset name (the root is a group)"
+            )));
+        }
         if let Some(chunks) = chunk_shape {
             if chunks.len() != shape.len() || chunks.contains(&0) {
                 return Err(Error::InvalidArgument(format!(
@@ -282,6 +374,11 @@ impl Hdf5Array {
                 "{describe}: compression and shuffle need a chunked dataset (give chunk_shape)"
             )));
         }
+        if shape.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{describe}: scalar (0-d) datasets are not supported"
+            )));
+        }
         if let Hdf5Compression::Gzip { level } = compression {
             if level > 9 {
                 return Err(Error::InvalidArgument(format!(
@@ -289,84 +386,108 @@ impl Hdf5Array {
                 )));
             }
         }
-        let file = h5::File::append(path).map_err(meta)?;
-        if file.link_exists(key) {
-            if !overwrite {
-                return Err(Error::InvalidArgument(format!(
-                    "{describe} exists (pass overwrite to replace it)"
-                )));
+        let fill = match fill_value {
+            None => None,
+            Some(value) => Some(with_type!(dtype, T => {
+                let mut bytes = vec![0u8; dtype.size()];
+                let value = T::from_fill(value).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "fill value {value:?} does not fit dtype {} of {describe}",
+                        dtype.name()
+                    ))
+                })?;
+                T::to_bytes(&[value], &mut bytes);
+                bytes
+            })),
+        };
+        let file = SharedFile::create(path, false)?;
+        let meta = |e: h5::Error| metadata_error(path, key, e);
+        file.with_file(|h5file| {
+            if h5file.link_exists(key) {
+                if !overwrite {
+                    return Err(Error::InvalidArgument(format!(
+                        "{describe} exists (pass overwrite to replace it)"
+                    )));
+                }
+                h5file.unlink(key).map_err(meta)?;
             }
-            file.unlink(key).map_err(meta)?;
-        }
-        let dataset = with_type!(dtype, T => {
-            let mut builder = file.new_dataset::<T>().shape(to_usize(shape));
-            if let Some(chunks) = chunk_shape {
-                builder = builder.chunk(to_usize(chunks));
-            }
-            // Pipeline order: shuffle before deflate, as h5py writes it.
-            if shuffle {
-                builder = builder.shuffle();
-            }
-            if let Hdf5Compression::Gzip { level } = compression {
-                builder = builder.deflate(level);
-            }
-            builder.create(key)
-        })
-        .map_err(meta)?;
-        file.flush().map_err(meta)?;
-        Self::from_dataset(path, key, true, file, dataset)
+            with_type!(dtype, T => {
+                let mut builder = h5file.new_dataset::<T>().shape(to_usize(shape));
+                if let Some(chunks) = chunk_shape {
+                    builder = builder.chunk(to_usize(chunks));
+                }
+                if let Some(fill) = &fill {
+                    builder = builder.fill_value(T::from_bytes(fill)[0]);
+                }
+                // Pipeline order: shuffle before the compressor, as h5py writes it.
+                if shuffle {
+                    builder = builder.shuffle();
+                }
+                builder = match compression {
+                    Hdf5Compression::None => builder,
+                    Hdf5Compression::Gzip { level } => builder.deflate(level),
+                    Hdf5Compression::Lzf => builder.lzf(),
+                };
+                builder.create(key).map_err(meta)?;
+            });
+            h5file.flush().map_err(meta)
+        })?;
+        Self::from_file(path, key, true, file)
     }
 
-    fn from_dataset(
-        path: &Path,
-        key: &str,
-        writable: bool,
-        file: h5::File,
-        dataset: h5::Dataset,
-    ) -> Result<Self> {
+    fn from_file(path: &Path, key: &str, writable: bool, file: Arc<SharedFile>) -> Result<Self> {
+        let key = key.trim_matches('/');
         let describe = format!("{}:{key}", path.display());
         let meta = |reason: String| Error::Metadata {
             path: describe.clone(),
             reason,
         };
-        let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
-        let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
-        let dtype = dtype_of(&descriptor).ok_or_else(|| {
-            meta(format!(
-                "unsupported HDF5 datatype {descriptor:?}; supported: {}",
-                DataType::ALL.map(DataType::name).join(", ")
-            ))
-        })?;
-        let native = if cfg!(target_endian = "little") {
-            h5::datatype::ByteOrder::LittleEndian
-        } else {
-            h5::datatype::ByteOrder::BigEndian
-        };
-        let native_order = dtype.size() == 1 || datatype.byte_order() == native;
-        let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
-        if shape.is_empty() {
-            return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
-        }
-        let dcpl = dataset.dcpl().map_err(|e| meta(e.to_string()))?;
-        let fill = with_type!(dtype, T => {
-            let value: T = dcpl
-                .get_fill_value_as::<T>()
-                .map_err(|e| meta(e.to_string()))?
-                .unwrap_or_default();
-            let mut bytes = vec![0u8; dtype.size()];
-            T::to_bytes(&[value], &mut bytes);
-            bytes
-        });
-        let (chunk_shape, storage) = match dataset.chunk() {
-            Some(chunks) => {
-                let filters = dcpl.get_filters().map_err(|e| meta(e.to_string()))?;
+        let (dtype, native_order, shape, fill, chunks, filters) =
+            file.with_dataset(key, |dataset| {
+                let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
+                let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
+                let dtype = dtype_of(&descriptor).ok_or_else(|| {
+                    meta(format!(
+                        "unsupported HDF5 datatype {descriptor:?}; supported: {}",
+                        DataType::ALL.map(DataType::name).join(", ")
+                    ))
+                })?;
+                let native = if cfg!(target_endian = "little") {
+                    h5::datatype::ByteOrder::LittleEndian
+                } else {
+                    h5::datatype::ByteOrder::BigEndian
+                };
+                let native_order = dtype.size() == 1 || datatype.byte_order() == native;
+                let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
+                if shape.is_empty() {
+                    return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
+                }
+                let dcpl = dataset.dcpl().map_err(|e| meta(e.to_string()))?;
+                let fill = with_type!(dtype, T => {
+                    let value: T = dcpl
+                        .get_fill_value_as::<T>()
+                        .map_err(|e| meta(e.to_string()))?
+                        .unwrap_or_default();
+                    let mut bytes = vec![0u8; dtype.size()];
+                    T::to_bytes(&[value], &mut bytes);
+                    bytes
+                });
+                let chunks = dataset.chunk();
+                let filters = match chunks {
+                    Some(_) => Some(dcpl.get_filters().map_err(|e| meta(e.to_string()))?),
+                    None => None,
+                };
+                Ok((dtype, native_order, shape, fill, chunks, filters))
+            })?;
+        let (chunk_shape, storage) = match (chunks, filters) {
+            (Some(chunks), Some(filters)) => {
                 let storage = Storage::Chunked {
                     index: RwLock::new(HashMap::new()),
                     pipeline: pipeline_of(&filters),
                 };
                 (chunks.iter().map(|&c| c as u64).collect(), storage)
             }
-            None => {
+            _ => {
                 // A virtual chunk: slabs of about 1 MiB along axis 0 (contiguous in the file).
                 let row_bytes: u64 = shape[1..].iter().product::<u64>() * dtype.size() as u64;
                 let rows = ((1u64 << 20) / row_bytes.max(1)).clamp(1, shape[0].max(1));
@@ -381,14 +502,14 @@ impl Hdf5Array {
                 (chunk_shape, storage)
             }
         };
-        let raw = StdFile::open(path).map_err(|e| Error::io(path, e))?;
+        let raw = StdFile::open(file.path()).map_err(|e| Error::io(path, e))?;
         let array = Hdf5Array {
             path: path.to_path_buf(),
             key: key.to_owned(),
             writable,
             file,
-            dataset,
             raw,
+            index_stale: AtomicBool::new(true),
             shape,
             chunk_shape,
             dtype,
@@ -410,36 +531,59 @@ impl Hdf5Array {
         self.writable
     }
 
-    /// Recollects the chunk index (chunked) or the data offset (contiguous).
+    /// Recollects the chunk index (chunked) or the data offset (contiguous) when a write made
+    /// it stale. Readers wait for the new index: old entries may point at freed file space.
     fn refresh_index(&self) -> Result<()> {
+        if !self.index_stale.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &self.storage {
             Storage::Chunked { index, .. } => {
+                let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
+                if !self.index_stale.swap(false, Ordering::AcqRel) {
+                    return Ok(());
+                }
                 let mut map = HashMap::new();
                 let chunk_shape = &self.chunk_shape;
-                self.dataset
-                    .chunks_visit(|info| {
-                        let coords = info
-                            .offset
-                            .iter()
-                            .zip(chunk_shape)
-                            .map(|(&o, &c)| o / c)
-                            .collect();
-                        let entry = ChunkEntry {
-                            addr: info.addr,
-                            size: info.size,
-                            filter_mask: info.filter_mask,
-                        };
-                        map.insert(coords, entry);
-                        0
-                    })
-                    .map_err(|e| Error::Metadata {
-                        path: self.describe(),
-                        reason: format!("cannot list the stored chunks: {e}"),
-                    })?;
-                *index.write().unwrap_or_else(|p| p.into_inner()) = map;
+                let visited = self.file.with_dataset(&self.key, |dataset| {
+                    dataset
+                        .chunks_visit(|info| {
+                            let coords = info
+                                .offset
+                                .iter()
+                                .zip(chunk_shape)
+                                .map(|(&o, &c)| o / c)
+                                .collect();
+                            let entry = ChunkEntry {
+                                addr: info.addr,
+                                size: info.size,
+                                filter_mask: info.filter_mask,
+                            };
+                            map.insert(coords, entry);
+                            0
+                        })
+                        .map_err(|e| Error::Metadata {
+                            path: self.describe(),
+                            reason: format!("cannot list the stored chunks: {e}"),
+                        })
+                });
+                if let Err(error) = visited {
+                    self.index_stale.store(true, Ordering::Release);
+                    return Err(error);
+                }
+                *guard = map;
             }
             Storage::Contiguous { offset } => {
-                *offset.write().unwrap_or_else(|p| p.into_inner()) = self.dataset.offset();
+                let mut guard = offset.write().unwrap_or_else(|p| p.into_inner());
+                if self.index_stale.swap(false, Ordering::AcqRel) {
+                    match self.file.with_dataset(&self.key, |dataset| Ok(dataset.offset())) {
+                        Ok(value) => *guard = value,
+                        Err(error) => {
+                            self.index_stale.store(true, Ordering::Release);
+                            return Err(error);
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -459,17 +603,18 @@ impl Hdf5Array {
         if region_len(region) == 0 {
             return Ok(());
         }
-        with_type!(self.dtype, T => {
-            let values: ndarray::ArrayD<T> = self
-                .dataset
-                .read_slice::<T, _, IxDyn>(selection(region))
-                .map_err(|e| self.io_error(format!("cannot read region {region:?}: {e}")))?;
-            match values.as_slice() {
-                Some(values) => T::to_bytes(values, out),
-                None => T::to_bytes(&values.iter().copied().collect::<Vec<_>>(), out),
-            }
-        });
-        Ok(())
+        self.file.with_dataset(&self.key, |dataset| {
+            with_type!(self.dtype, T => {
+                let values: ndarray::ArrayD<T> = dataset
+                    .read_slice::<T, _, IxDyn>(selection(region))
+                    .map_err(|e| self.io_error(format!("cannot read region {region:?}: {e}")))?;
+                match values.as_slice() {
+                    Some(values) => T::to_bytes(values, out),
+                    None => T::to_bytes(&values.iter().copied().collect::<Vec<_>>(), out),
+                }
+            });
+            Ok(())
+        })
     }
 
     fn io_error(&self, reason: String) -> Error {
@@ -517,6 +662,13 @@ impl Hdf5Array {
                     inflated.truncate(n);
                     inflated
                 }
+                Step::Lzf => {
+                    let mut decompressed = vec![0u8; full];
+                    let n = lzf::decompress(&data, &mut decompressed)
+                        .map_err(|reason| self.corrupt(chunk, format!("cannot unpack LZF: {reason}")))?;
+                    decompressed.truncate(n);
+                    decompressed
+                }
                 Step::Shuffle => {
                     let mut out = vec![0u8; data.len()];
                     unshuffle(&data, self.dtype.size(), &mut out);
@@ -553,6 +705,7 @@ impl ChunkedArray for Hdf5Array {
 
     fn read_chunk(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         let region = chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
+        self.refresh_index()?;
         let itemsize = self.dtype.size();
         if out.len() != region_len(&region) * itemsize {
             return Err(Error::InvalidArgument(format!(
@@ -584,8 +737,17 @@ impl ChunkedArray for Hdf5Array {
                 let Some(entry) = entry else {
                     return Ok(false);
                 };
-                let steps = match pipeline {
-                    Some(steps) if entry.filter_mask == 0 && self.native_order => steps,
+                let steps: Vec<Step> = match pipeline {
+                    // Bit i of the mask set: filter i was skipped for this chunk.
+                    Some(steps)
+                        if self.native_order
+                            && entry.filter_mask.checked_shr(steps.len() as u32).unwrap_or(0)
+                                == 0 =>
+                    {
+                        let skipped = |i: usize| entry.filter_mask & (1 << i) != 0;
+                        let active = steps.iter().enumerate().filter(|&(i, _)| !skipped(i));
+                        active.map(|(_, &step)| step).collect()
+                    }
                     _ => {
                         self.read_region_direct(&region, out)?;
                         return Ok(true);
@@ -595,7 +757,7 @@ impl ChunkedArray for Hdf5Array {
                     * itemsize;
                 let mut raw = vec![0u8; entry.size as usize];
                 self.read_at(chunk, entry.addr, &mut raw)?;
-                let data = self.decode(chunk, steps, raw, full)?;
+                let data = self.decode(chunk, &steps, raw, full)?;
                 let region_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
                 if region_shape == self.chunk_shape {
                     out.copy_from_slice(&data);
@@ -628,6 +790,7 @@ impl ChunkedArray for Hdf5Array {
 
     fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
         chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
+        self.refresh_index()?;
         Ok(match &self.storage {
             Storage::Chunked { index, .. } => index
                 .read()
@@ -658,19 +821,24 @@ impl ChunkedArray for Hdf5Array {
             return Ok(());
         }
         let shape: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
-        with_type!(self.dtype, T => {
-            let values = T::from_bytes(data);
-            let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            self.dataset
-                .write_slice(view, selection(region))
-                .map_err(|e| self.io_error(format!("cannot write region {region:?}: {e}")))?;
+        let written = self.file.with_dataset(&self.key, |dataset| {
+            with_type!(self.dtype, T => {
+                let values = T::from_bytes(data);
+                let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                dataset
+                    .write_slice(view, selection(region))
+                    .map_err(|e| self.io_error(format!("cannot write region {region:?}: {e}")))?;
+            });
+            // Positional reads see only what reached the file.
+            dataset
+                .file()
+                .and_then(|file| file.flush())
+                .map_err(|e| self.io_error(format!("cannot flush: {e}")))
         });
-        // Positional reads see only what reached the file.
-        self.file
-            .flush()
-            .map_err(|e| self.io_error(format!("cannot flush: {e}")))?;
-        self.refresh_index()
+        // Even a failed write may have moved chunks.
+        self.index_stale.store(true, Ordering::Release);
+        written
     }
 }
 

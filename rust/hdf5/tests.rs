@@ -67,12 +67,15 @@ fn round_trip(
         let array = Hdf5Array::create(
             &path,
             "a/b/data",
-            &shape,
-            chunks,
-            dtype,
-            compression,
-            shuffle,
-            false,
+            &Hdf5Create {
+                shape: shape.to_vec(),
+                chunk_shape: chunks.map(<[u64]>::to_vec),
+                dtype,
+                compression,
+                shuffle,
+                fill_value: None,
+                overwrite: false,
+            },
         )
         .unwrap();
         array.write_region(&[0..13, 0..11, 0..9], &data).unwrap();
@@ -115,6 +118,8 @@ fn every_dtype_round_trips_in_every_layout() {
             Hdf5Compression::Gzip { level: 1 },
             true,
         );
+        round_trip("lzf.h5", dtype, Some(chunks), Hdf5Compression::Lzf, false);
+        round_trip("lzf-shuffle.h5", dtype, Some(chunks), Hdf5Compression::Lzf, true);
         round_trip("raw.h5", dtype, Some(chunks), Hdf5Compression::None, false);
         round_trip("contiguous.h5", dtype, None, Hdf5Compression::None, false);
     }
@@ -126,12 +131,15 @@ fn pipeline_is_shuffle_then_deflate() {
     let array = Hdf5Array::create(
         &path,
         "x",
-        &[8, 8],
-        Some(&[4, 4]),
-        DataType::UInt16,
-        Hdf5Compression::Gzip { level: 4 },
-        true,
-        false,
+        &Hdf5Create {
+            shape: vec![8, 8],
+            chunk_shape: Some(vec![4, 4]),
+            dtype: DataType::UInt16,
+            compression: Hdf5Compression::Gzip { level: 4 },
+            shuffle: true,
+            fill_value: None,
+            overwrite: false,
+        },
     )
     .unwrap();
     match &array.storage {
@@ -151,12 +159,15 @@ fn partial_writes_missing_chunks_and_edge_chunks() {
     let array = Hdf5Array::create(
         &path,
         "x",
-        &[10, 7],
-        Some(&[4, 3]),
-        DataType::UInt16,
-        Hdf5Compression::Gzip { level: 1 },
-        true,
-        false,
+        &Hdf5Create {
+            shape: vec![10, 7],
+            chunk_shape: Some(vec![4, 3]),
+            dtype: DataType::UInt16,
+            compression: Hdf5Compression::Gzip { level: 1 },
+            shuffle: true,
+            fill_value: None,
+            overwrite: false,
+        },
     )
     .unwrap();
     assert!(!array.chunk_exists(&[0, 0]).unwrap());
@@ -205,15 +216,19 @@ fn corrupt_chunks_are_errors_naming_the_chunk() {
         let array = Hdf5Array::create(
             &path,
             "g/x",
-            &[16, 16],
-            Some(&[8, 8]),
-            DataType::UInt32,
-            Hdf5Compression::Gzip { level: 1 },
-            false,
-            false,
+            &Hdf5Create {
+                shape: vec![16, 16],
+                chunk_shape: Some(vec![8, 8]),
+                dtype: DataType::UInt32,
+                compression: Hdf5Compression::Gzip { level: 1 },
+                shuffle: false,
+                fill_value: None,
+                overwrite: false,
+            },
         )
         .unwrap();
         array.write_region(&[0..16, 0..16], &data).unwrap();
+        array.refresh_index().unwrap();
         match &array.storage {
             Storage::Chunked { index, .. } => index.read().unwrap()[&vec![1u64, 0]],
             Storage::Contiguous { .. } => panic!("not chunked"),
@@ -252,46 +267,58 @@ fn bad_arguments_and_read_only() {
     let array = Hdf5Array::create(
         &path,
         "x",
-        &[4],
-        Some(&[2]),
-        DataType::Int8,
-        Hdf5Compression::None,
-        false,
-        false,
+        &Hdf5Create {
+            shape: vec![4],
+            chunk_shape: Some(vec![2]),
+            dtype: DataType::Int8,
+            compression: Hdf5Compression::None,
+            shuffle: false,
+            fill_value: None,
+            overwrite: false,
+        },
     )
     .unwrap();
     drop(array);
     let exists = Hdf5Array::create(
         &path,
         "x",
-        &[4],
-        None,
-        DataType::Int8,
-        Hdf5Compression::None,
-        false,
-        false,
+        &Hdf5Create {
+            shape: vec![4],
+            chunk_shape: None,
+            dtype: DataType::Int8,
+            compression: Hdf5Compression::None,
+            shuffle: false,
+            fill_value: None,
+            overwrite: false,
+        },
     );
     assert!(exists.is_err());
     assert!(Hdf5Array::create(
         &path,
         "x",
-        &[4],
-        None,
-        DataType::Int8,
-        Hdf5Compression::None,
-        false,
-        true
+        &Hdf5Create {
+            shape: vec![4],
+            chunk_shape: None,
+            dtype: DataType::Int8,
+            compression: Hdf5Compression::None,
+            shuffle: false,
+            fill_value: None,
+            overwrite: true,
+        },
     )
     .is_ok());
     let gzip_contiguous = Hdf5Array::create(
         &path,
         "y",
-        &[4],
-        None,
-        DataType::Int8,
-        Hdf5Compression::Gzip { level: 1 },
-        false,
-        false,
+        &Hdf5Create {
+            shape: vec![4],
+            chunk_shape: None,
+            dtype: DataType::Int8,
+            compression: Hdf5Compression::Gzip { level: 1 },
+            shuffle: false,
+            fill_value: None,
+            overwrite: false,
+        },
     );
     assert!(gzip_contiguous.is_err());
     let array = Hdf5Array::open(&path, "x", false).unwrap();
@@ -325,12 +352,15 @@ fn contiguous_datasets_read_in_slabs() {
     let array = Hdf5Array::create(
         &path,
         "s",
-        &shape,
-        None,
-        DataType::Float64,
-        Hdf5Compression::None,
-        false,
-        false,
+        &Hdf5Create {
+            shape: shape.to_vec(),
+            chunk_shape: None,
+            dtype: DataType::Float64,
+            compression: Hdf5Compression::None,
+            shuffle: false,
+            fill_value: None,
+            overwrite: false,
+        },
     )
     .unwrap();
     assert!(!array.chunk_exists(&[0, 0]).unwrap());
@@ -361,16 +391,109 @@ fn writes_for_h5py() {
     let array = Hdf5Array::create(
         &path,
         "vol/data",
-        &[37, 41, 23],
-        Some(&[8, 16, 8]),
-        DataType::UInt16,
-        Hdf5Compression::Gzip { level: 4 },
-        true,
-        false,
+        &Hdf5Create {
+            shape: vec![37, 41, 23],
+            chunk_shape: Some(vec![8, 16, 8]),
+            dtype: DataType::UInt16,
+            compression: Hdf5Compression::Gzip { level: 4 },
+            shuffle: true,
+            fill_value: None,
+            overwrite: false,
+        },
     )
     .unwrap();
     let data: Vec<u8> = (0..37 * 41 * 23)
         .flat_map(|i: usize| (i as u16).to_ne_bytes())
         .collect();
     array.write_region(&[0..37, 0..41, 0..23], &data).unwrap();
+}
+
+fn create_u16(path: &std::path::Path, key: &str, fill_value: Option<FillScalar>) -> Hdf5Array {
+    Hdf5Array::create(
+        path,
+        key,
+        &Hdf5Create {
+            shape: vec![6, 5],
+            chunk_shape: Some(vec![4, 4]),
+            dtype: DataType::UInt16,
+            compression: Hdf5Compression::Lzf,
+            shuffle: false,
+            fill_value,
+            overwrite: false,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_file_open_read_only_is_reopened_for_a_writer() {
+    let path = temp_file("shared.h5");
+    let data = pattern(DataType::UInt16, 30);
+    create_u16(&path, "a", None)
+        .write_region(&[0..6, 0..5], &data)
+        .unwrap();
+    let reader = Hdf5Array::open(&path, "a", false).unwrap();
+    assert_eq!(read_fast(&reader, &[0..6, 0..5]), data);
+    // A second dataset written into the same file while the reader is open.
+    let writer = create_u16(&path, "g/b", Some(FillScalar::Int(7)));
+    writer.write_region(&[0..2, 0..5], &data[..20]).unwrap();
+    // Two rows of 5 written, the other 20 values are the fill value.
+    let mut expected = data[..20].to_vec();
+    for _ in 10..30 {
+        expected.extend(7u16.to_ne_bytes());
+    }
+    assert_eq!(read_fast(&writer, &[0..6, 0..5]), expected);
+    assert_eq!(read_lib(&writer, &[0..6, 0..5]), expected);
+    // The reader still reads, through the reopened file.
+    assert_eq!(read_fast(&reader, &[0..6, 0..5]), data);
+    assert_eq!(read_lib(&reader, &[0..6, 0..5]), data);
+    assert!(reader.write_region(&[0..1, 0..1], &[0, 0]).is_err());
+}
+
+#[test]
+fn datasets_and_groups_are_listed() {
+    let path = temp_file("listing.h5");
+    for key in ["z", "g/a", "g/h/b"] {
+        create_u16(&path, key, None);
+    }
+    assert_eq!(list_hdf5_arrays(&path, "").unwrap(), ["g/a", "g/h/b", "z"]);
+    assert_eq!(list_hdf5_arrays(&path, "/g/").unwrap(), ["a", "h/b"]);
+    assert_eq!(hdf5_node_kind(&path, "").unwrap(), Some(NodeKind::Group));
+    assert_eq!(hdf5_node_kind(&path, "g/h").unwrap(), Some(NodeKind::Group));
+    assert_eq!(hdf5_node_kind(&path, "g/h/b").unwrap(), Some(NodeKind::Dataset));
+    assert_eq!(hdf5_node_kind(&path, "g/nope/b").unwrap(), None);
+    assert!(list_hdf5_arrays(&path, "nope").is_err());
+}
+
+#[test]
+fn fill_values_must_fit_the_dtype() {
+    let path = temp_file("fill.h5");
+    let options = |fill| Hdf5Create {
+        shape: vec![3],
+        chunk_shape: Some(vec![2]),
+        dtype: DataType::UInt8,
+        compression: Hdf5Compression::None,
+        shuffle: false,
+        fill_value: Some(fill),
+        overwrite: true,
+    };
+    assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Int(256))).is_err());
+    assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Float(0.5))).is_err());
+    let array = Hdf5Array::create(&path, "x", &options(FillScalar::Float(255.0))).unwrap();
+    assert_eq!(read_fast(&array, &[0..3]), [255, 255, 255]);
+}
+
+#[test]
+fn compression_names() {
+    assert_eq!(
+        Hdf5Compression::from_name("gzip", None).unwrap(),
+        Hdf5Compression::Gzip { level: 4 }
+    );
+    assert_eq!(
+        Hdf5Compression::from_name("lzf", None).unwrap(),
+        Hdf5Compression::Lzf
+    );
+    assert!(Hdf5Compression::from_name("gzip", Some(10)).is_err());
+    assert!(Hdf5Compression::from_name("lzf", Some(1)).is_err());
+    assert!(Hdf5Compression::from_name("zstd", None).is_err());
 }

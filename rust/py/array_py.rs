@@ -1,4 +1,4 @@
-//! `NativeArray`: the Python handle of a native chunked array (zarr, N5), with numpy basic
+//! `NativeArray`: the Python handle of a native chunked array (zarr, N5, HDF5), with numpy basic
 //! indexing, a decoded-chunk cache and a missing-chunk policy. Reads allocate the numpy result
 //! (already squeezed: dropping length-1 axes does not move bytes) and fill it with the GIL
 //! released; writes take a C-contiguous array of the array's dtype.
@@ -21,6 +21,9 @@ use crate::chunked::{
 };
 use crate::dtype::DataType;
 use crate::error::Result;
+use crate::hdf5::{
+    create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, Hdf5Array, Hdf5Compression, Hdf5Create, NodeKind,
+};
 use crate::n5::{list_n5_arrays, N5Array, N5Compression};
 use crate::zarr::{list_zarr_arrays, FillScalar, ZarrArray, ZarrCompression, ZarrCreate};
 
@@ -36,6 +39,11 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(create_n5, module)?)?;
     module.add_function(wrap_pyfunction!(py_list_zarr_arrays, module)?)?;
     module.add_function(wrap_pyfunction!(py_list_n5_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(open_hdf5, module)?)?;
+    module.add_function(wrap_pyfunction!(create_hdf5, module)?)?;
+    module.add_function(wrap_pyfunction!(py_list_hdf5_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(py_hdf5_node_kind, module)?)?;
+    module.add_function(wrap_pyfunction!(py_create_hdf5_file, module)?)?;
     Ok(())
 }
 
@@ -91,7 +99,8 @@ macro_rules! with_element_type {
     };
 }
 
-/// An open native array. Made by `open_zarr`, `create_zarr`, `open_n5`, `create_n5`.
+/// An open native array. Made by `open_zarr`, `create_zarr`, `open_n5`, `create_n5`,
+/// `open_hdf5`, `create_hdf5`.
 #[pyclass(module = "bioimage_py._core", frozen)]
 pub struct NativeArray {
     array: Arc<dyn ChunkedArray>,
@@ -527,5 +536,102 @@ fn py_list_zarr_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
 #[pyo3(name = "list_n5_arrays")]
 fn py_list_n5_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
     py.detach(|| list_n5_arrays(&root))
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// Opens dataset `key` of the HDF5 file at `path`.
+#[pyfunction]
+#[pyo3(signature = (path, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+fn open_hdf5(
+    py: Python<'_>,
+    path: PathBuf,
+    key: &str,
+    read_only: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let array = py
+        .detach(|| Hdf5Array::open(&path, key, !read_only))
+        .map_err(|e| to_py_err(py, e))?;
+    NativeArray::new(
+        Arc::new(array),
+        "hdf5",
+        read_only,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// Creates dataset `key` (and its groups) in the HDF5 file at `path`, which is created when
+/// missing. `chunks=None` makes a contiguous dataset (no compression).
+#[pyfunction]
+#[pyo3(signature = (path, key, *, shape, chunks, dtype, compression = "gzip",
+    compression_level = None, shuffle = false, fill_value = None, overwrite = false,
+    chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+#[allow(clippy::too_many_arguments)]
+fn create_hdf5(
+    py: Python<'_>,
+    path: PathBuf,
+    key: &str,
+    shape: Vec<u64>,
+    chunks: Option<Vec<u64>>,
+    dtype: &str,
+    compression: &str,
+    compression_level: Option<i32>,
+    shuffle: bool,
+    fill_value: Option<&Bound<'_, PyAny>>,
+    overwrite: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+) -> PyResult<NativeArray> {
+    let options = Hdf5Create {
+        shape,
+        chunk_shape: chunks,
+        dtype: parse_dtype(dtype)?,
+        compression: Hdf5Compression::from_name(compression, compression_level)
+            .map_err(|e| to_py_err(py, e))?,
+        shuffle,
+        fill_value: fill_value.map(fill_scalar).transpose()?,
+        overwrite,
+    };
+    let array = py
+        .detach(|| Hdf5Array::create(&path, key, &options))
+        .map_err(|e| to_py_err(py, e))?;
+    NativeArray::new(
+        Arc::new(array),
+        "hdf5",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
+/// The paths of the datasets below group `key` of the HDF5 file at `path`, sorted.
+#[pyfunction]
+#[pyo3(name = "list_hdf5_arrays", signature = (path, key = ""))]
+fn py_list_hdf5_arrays(py: Python<'_>, path: PathBuf, key: &str) -> PyResult<Vec<String>> {
+    py.detach(|| list_hdf5_arrays(&path, key))
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// `"group"`, `"dataset"`, `"other"` or `None`: what is at `key` in the HDF5 file at `path`.
+#[pyfunction]
+#[pyo3(name = "hdf5_node_kind")]
+fn py_hdf5_node_kind(py: Python<'_>, path: PathBuf, key: &str) -> PyResult<Option<&'static str>> {
+    let kind = py
+        .detach(|| hdf5_node_kind(&path, key))
+        .map_err(|e| to_py_err(py, e))?;
+    Ok(kind.map(|kind| match kind {
+        NodeKind::Group => "group",
+        NodeKind::Dataset => "dataset",
+        NodeKind::Other => "other",
+    }))
+}
+
+/// Creates an empty HDF5 file at `path`, keeping an existing one unless `truncate`.
+#[pyfunction]
+#[pyo3(name = "create_hdf5_file", signature = (path, *, truncate = false))]
+fn py_create_hdf5_file(py: Python<'_>, path: PathBuf, truncate: bool) -> PyResult<()> {
+    py.detach(|| create_hdf5_file(&path, truncate))
         .map_err(|e| to_py_err(py, e))
 }

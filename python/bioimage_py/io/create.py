@@ -52,7 +52,7 @@ def create_array(
             (default), ``"zstd"``, ``"blosc"``, ``"bzip2"``, ``"xz"``, ``"lz4"``, ``"raw"``;
             HDF5 ``"gzip"`` (default), ``"lzf"``, ``"raw"``.
         compression_level: the codec's level; default per format (zstd 3, gzip 1).
-        fill_value: what unwritten chunks read as (zarr; N5 and HDF5 use 0).
+        fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0).
         overwrite: replace an existing array at ``internal_path``.
         **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
             ``missing_chunks``), so workers reopen the array the same way.
@@ -92,9 +92,14 @@ def create_array(
             compression_level=compression_level, overwrite=overwrite, **open_kwargs,
         )
     elif fmt == "hdf5":
-        array = _create_hdf5(path, key, shape, dtype_name, chunks, compression,
-                             compression_level, fill_value, overwrite)
-        open_kwargs = {}
+        if not key:
+            raise ValueError(f"an HDF5 array needs an internal_path (a dataset name) in {path!r}")
+        array = _core.create_hdf5(
+            path, key, shape=shape, chunks=chunks, dtype=dtype_name,
+            compression="raw" if compression == "none" else compression,
+            compression_level=compression_level, fill_value=_exact(fill_value),
+            overwrite=overwrite, **open_kwargs,
+        )
     else:
         raise ValueError(f"cannot create {fmt} arrays: only zarr, n5 and hdf5 are writable")
     return FileSource(array, path=path, internal_path=key, format=fmt, mode="r+",
@@ -108,28 +113,3 @@ def _exact(value: Any) -> int | float:
     if isinstance(value, (int, np.integer)):
         return int(value)
     return float(value)
-
-
-def _create_hdf5(path: str, key: str, shape: tuple[int, ...], dtype: str,
-                 chunks: tuple[int, ...], compression: str, level: int | None,
-                 fill_value: float, overwrite: bool) -> Any:
-    from bioimage_py.io.formats import import_optional
-
-    h5py = import_optional("h5py", format="hdf5", install="pip install h5py")
-    if not key:
-        raise ValueError("an HDF5 array needs an internal_path (a dataset name)")
-    filters: dict[str, Any] = {}
-    if compression == "gzip":
-        filters = {"compression": "gzip", "compression_opts": 1 if level is None else level}
-    elif compression == "lzf":
-        filters = {"compression": "lzf"}
-    elif compression not in ("raw", "none"):
-        raise ValueError(f"unknown hdf5 compression {compression!r}; expected gzip, lzf or raw")
-    file = h5py.File(path, "a")
-    if key in file:
-        if not overwrite:
-            file.close()
-            raise ValueError(f"an array exists at {key!r} in {path!r}; pass overwrite=True")
-        del file[key]
-    return file.create_dataset(key, shape=shape, dtype=dtype, chunks=chunks,
-                               fillvalue=fill_value, **filters)

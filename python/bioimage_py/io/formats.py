@@ -1,4 +1,4 @@
-"""The built-in writable container formats: zarr and N5 natively (Rust), HDF5 through h5py.
+"""The built-in formats: zarr, N5 and HDF5 natively (Rust, writable), and the read-only ones.
 
 Each constructor is ``(path, mode, **kwargs) -> container``. Optional libraries are imported
 when a file is opened, so a missing one never breaks ``import bioimage_py.io``; it fails then
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
 
 from bioimage_py.io.folder import open_folder
+from bioimage_py.io.hdf5 import open_native_hdf5
 from bioimage_py.io.mrc import open_mrc
 from bioimage_py.io.native import open_native_n5, open_native_zarr
 from bioimage_py.io.nifti import open_nifti
 from bioimage_py.io.registry import register_format
 from bioimage_py.io.tiff import open_tiff
 
-__all__ = ["import_optional", "open_hdf5"]
+__all__ = ["import_optional"]
 
 
 def import_optional(module: str, *, format: str, install: str) -> ModuleType:
@@ -35,15 +35,9 @@ def import_optional(module: str, *, format: str, install: str) -> ModuleType:
         ) from err
 
 
-def open_hdf5(path: str, mode: str, **kwargs: Any) -> Any:
-    """Open an HDF5 file as an ``h5py.File``; ``kwargs`` go to it (e.g. ``driver``, ``locking``)."""
-    h5py = import_optional("h5py", format="hdf5", install="pip install h5py")
-    return h5py.File(path, mode=mode, **kwargs)
-
-
 register_format("zarr", [".zarr", ".zr"], open_native_zarr, writable=True)
 register_format("n5", [".n5"], open_native_n5, writable=True)
-register_format("hdf5", [".h5", ".hdf", ".hdf5"], open_hdf5, writable=True)
+register_format("hdf5", [".h5", ".hdf", ".hdf5"], open_native_hdf5, writable=True)
 register_format("mrc", [".mrc", ".rec"], open_mrc)
 register_format("nifti", [".nii", ".nii.gz"], open_nifti)
 register_format("tif", [".tif", ".tiff"], open_tiff)
