@@ -1,0 +1,568 @@
+"""Wrappers over real zarr and N5 files: values, read-only behaviour, chunks, specs (JSON, pickle,
+cloudpickle, another process), chains, parameter errors, the registry, and what each wrapper
+reads from the source it wraps.
+
+Index-by-index equality with numpy for random parameters lives in test_wrapper_properties.py.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pytest
+import zarr
+
+import bioimage_py.wrapper.normalize as normalize_module
+from bioimage_py import open_source
+from bioimage_py.io import create_array
+from bioimage_py.sources import Source, SourceSpec, as_source, from_spec
+from bioimage_py.wrapper import (
+    ExpandDimsSource,
+    NormalizeSource,
+    PadSource,
+    ResizedSource,
+    RoiSource,
+    ThresholdSource,
+    WrapperSource,
+    register_wrapper,
+    wrapper_from_spec,
+)
+
+SHAPE = (12, 16, 10)
+CHUNKS = (4, 8, 5)
+
+
+def volume() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 5000, SHAPE, dtype=np.uint16)
+
+
+@pytest.fixture
+def zarr_source(tmp_path: Path) -> Source:
+    """A read-only FileSource over a zarr v3 array written by create_array."""
+    out = create_array(tmp_path / "volume.zarr", "raw", shape=SHAPE, dtype="uint16", chunks=CHUNKS)
+    out[...] = volume()
+    return open_source(tmp_path / "volume.zarr", "raw")
+
+
+class RecordingSource(Source):
+    """An in-memory source that records every region read from it."""
+
+    def __init__(self, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
+        self.data, self._chunks, self.reads = data, chunks, []
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        return self._chunks
+
+    def _getitem(self, roi: tuple[slice, ...]) -> np.ndarray:
+        self.reads.append(tuple((s.start, s.stop) for s in roi))
+        return self.data[roi]
+
+    def to_spec(self) -> SourceSpec:
+        raise ValueError("in memory")
+
+
+# name -> (make the wrapper around a source, the same transform in numpy)
+WRAPPERS: dict[str, tuple[Callable[[Any], WrapperSource], Callable[[np.ndarray], np.ndarray]]] = {
+    "threshold": (
+        lambda s: ThresholdSource(s, 2500, mode="greater_equal"),
+        lambda a: a >= 2500,
+    ),
+    "normalize": (
+        lambda s: NormalizeSource(s, lower=100, upper=4100),
+        lambda a: ((a.astype(np.float32) - 100) / 4000).astype(np.float32),
+    ),
+    "roi": (
+        lambda s: RoiSource(s, np.s_[2:10, 3:, :7]),
+        lambda a: a[2:10, 3:, :7],
+    ),
+    "pad": (
+        lambda s: PadSource(s, ((1, 2), (0, 3), (12, 2)), mode="reflect"),
+        lambda a: np.pad(a, ((1, 2), (0, 3), (12, 2)), mode="reflect"),
+    ),
+    "expand_dims": (
+        lambda s: ExpandDimsSource(s, (0, -1)),
+        lambda a: np.expand_dims(a, (0, -1)),
+    ),
+    "resized": (
+        lambda s: ResizedSource(s, (6, 20, 10), order=0),
+        lambda a: a[1::2][:, (np.arange(20) * 2 + 1) * 16 // 40],
+    ),
+}
+NAMES = list(WRAPPERS)
+
+
+def make(name: str, source: Any) -> WrapperSource:
+    return WRAPPERS[name][0](source)
+
+
+def expected(name: str) -> np.ndarray:
+    return WRAPPERS[name][1](volume())
+
+
+# --- values and read-only behaviour -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrapper_over_zarr_file_reads_like_numpy(zarr_source, name):
+    wrapper = make(name, zarr_source)
+    want = expected(name)
+    assert wrapper.shape == want.shape and wrapper.dtype == want.dtype
+    np.testing.assert_allclose(np.asarray(wrapper), want, rtol=1e-6)
+    np.testing.assert_allclose(wrapper[1:4, ..., 2:], want[1:4, ..., 2:], rtol=1e-6)
+    np.testing.assert_allclose(wrapper[-1], want[-1], rtol=1e-6)
+    # The same wrapper over numpy computes the very same values (bit for bit).
+    np.testing.assert_array_equal(np.asarray(wrapper), np.asarray(make(name, volume())))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrapper_is_read_only(zarr_source, name):
+    writable = open_source(zarr_source.path, "raw", mode="r+")
+    wrapper = make(name, writable)
+    assert wrapper.writable is False
+    assert wrapper.source is writable
+    with pytest.raises(TypeError, match="read-only"):
+        wrapper[...] = 0
+    with pytest.raises(TypeError, match="read-only"):
+        wrapper[0, 0, 0] = 1
+    np.testing.assert_array_equal(writable[...], volume())
+
+
+def test_wrapper_reads_see_writes_to_the_source(tmp_path):
+    out = create_array(tmp_path / "v.zarr", shape=(4, 4), dtype="float32", chunks=(2, 2))
+    mask = ThresholdSource(out, 0.5)
+    assert not mask[...].any()
+    out[1:3, 2] = 1.0
+    np.testing.assert_array_equal(np.argwhere(mask[...]), [[1, 2], [2, 2]])
+
+
+def test_scalar_reads(zarr_source):
+    data = volume()
+    assert ThresholdSource(zarr_source, 2500)[3, 4, 5] == (data[3, 4, 5] > 2500)
+    assert type(ThresholdSource(zarr_source, 2500)[3, 4, 5]) is np.bool_
+    assert PadSource(zarr_source, 2, mode="edge")[0, 0, 0] == data[0, 0, 0]
+    assert type(NormalizeSource(zarr_source, 0, 1)[1, 1, 1]) is np.float32
+    assert ExpandDimsSource(zarr_source, 1)[2, 0, 3, 4] == data[2, 3, 4]
+
+
+def test_repr_names_parameters_and_source(zarr_source):
+    text = repr(PadSource(zarr_source, 1, mode="wrap"))
+    assert text.startswith("PadSource(") and "mode='wrap'" in text and "read-only" in text
+    assert "FileSource(" in text
+
+
+# --- chunks and shards --------------------------------------------------------------------------
+
+
+def test_chunks_pass_through_when_geometry_is_unchanged(zarr_source):
+    assert ThresholdSource(zarr_source, 1).chunks == CHUNKS
+    assert NormalizeSource(zarr_source, 0, 1).chunks == CHUNKS
+    assert ResizedSource(zarr_source, SHAPE, order=1).chunks == CHUNKS
+    assert ResizedSource(zarr_source, (6, 16, 10)).chunks is None
+    assert PadSource(zarr_source, 1).chunks is None
+    assert ExpandDimsSource(zarr_source, (0, 2)).chunks == (1, 4, 1, 8, 5)
+    assert RoiSource(zarr_source, np.s_[4:, 8:12]).chunks == CHUNKS  # starts on the grid
+    assert RoiSource(zarr_source, np.s_[1:]).chunks is None
+
+
+def test_shards_pass_through(tmp_path):
+    array = zarr.create_array(
+        tmp_path / "sharded.zarr", shape=(8, 8), chunks=(2, 2), shards=(4, 4), dtype="int8"
+    )
+    source = as_source(array)
+    assert ThresholdSource(source, 0).shards == (4, 4)
+    assert ThresholdSource(source, 0).chunks == (2, 2)
+    assert RoiSource(source, np.s_[4:, :]).shards == (4, 4)
+    assert RoiSource(source, np.s_[2:, :]).shards is None
+    assert RoiSource(source, np.s_[2:, :]).chunks == (2, 2)
+    assert ExpandDimsSource(source, -1).shards == (4, 4, 1)
+    assert PadSource(source, 1).shards is None
+
+
+# --- specs, JSON, pickling ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_nests_the_wrapped_spec(zarr_source, name):
+    wrapper = make(name, zarr_source)
+    spec = wrapper.to_spec()
+    assert spec.kind == "wrapper"
+    assert spec.params["class"] == type(wrapper).__name__
+    assert spec.wrapped == zarr_source.to_spec()
+    assert {k: v for k, v in spec.params.items() if k != "class"} == wrapper.params
+    assert SourceSpec.from_json(spec.to_json()) == spec
+    assert json.loads(json.dumps(spec.params)) == spec.params  # plain JSON values only
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "rebuild",
+    [
+        from_spec,
+        wrapper_from_spec,
+        lambda spec: from_spec(json.loads(spec.to_json())),
+        lambda spec: wrapper_from_spec(spec.to_dict()),
+    ],
+    ids=["from_spec", "wrapper_from_spec", "from_json_dict", "wrapper_from_dict"],
+)
+def test_spec_rebuilds_the_wrapper(zarr_source, name, rebuild):
+    wrapper = make(name, zarr_source)
+    rebuilt = rebuild(wrapper.to_spec())
+    assert type(rebuilt) is type(wrapper)
+    assert rebuilt.params == wrapper.params
+    assert (rebuilt.shape, rebuilt.dtype, rebuilt.chunks) == (
+        wrapper.shape, wrapper.dtype, wrapper.chunks
+    )
+    assert rebuilt.to_spec() == wrapper.to_spec()
+    np.testing.assert_array_equal(np.asarray(rebuilt), np.asarray(wrapper))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_pickles_as_its_spec(zarr_source, name, dumps):
+    wrapper = make(name, zarr_source)
+    payload = dumps(wrapper)
+    assert len(payload) < 2000  # the spec travels, not the data
+    clone = pickle.loads(payload)
+    assert type(clone) is type(wrapper) and clone.params == wrapper.params
+    np.testing.assert_array_equal(clone[2:5], wrapper[2:5])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_backed_wrapper_is_local_only(name):
+    wrapper = make(name, volume())
+    with pytest.raises(ValueError, match="numpy arrays .* local execution"):
+        wrapper.to_spec()
+    for dumps in (pickle.dumps, cloudpickle.dumps):  # carries its data instead
+        clone = pickle.loads(dumps(wrapper))
+        np.testing.assert_array_equal(np.asarray(clone), np.asarray(wrapper))
+
+
+# --- chains -------------------------------------------------------------------------------------
+
+
+def chain(source: Any) -> WrapperSource:
+    """Five wrappers deep: crop, pad, resize, normalize, threshold, add a channel axis."""
+    roi = RoiSource(source, np.s_[1:11, 2:, :9])
+    padded = PadSource(roi, ((2, 2), (0, 0), (1, 1)), mode="symmetric")
+    resized = ResizedSource(padded, (7, 20, 22), order=1)
+    normalized = NormalizeSource(resized, clip=True)
+    mask = ThresholdSource(normalized, 0.5, mode="less")
+    return ExpandDimsSource(mask, 0)
+
+
+def chain_in_numpy(data: np.ndarray) -> np.ndarray:
+    import scipy.ndimage as ndi
+
+    padded = np.pad(data[1:11, 2:, :9], ((2, 2), (0, 0), (1, 1)), mode="symmetric")
+    factors = [o / n for o, n in zip((7, 20, 22), padded.shape)]
+    resized = ndi.zoom(padded.astype(np.float64), factors, order=1, mode="nearest", grid_mode=True)
+    resized = np.where(resized >= 0, np.floor(resized + 0.5), 0).astype(np.uint16)
+    normalized = (resized - resized.min()) / (resized.max() - resized.min())
+    return (normalized < 0.5)[np.newaxis]
+
+
+def test_chain_over_zarr(zarr_source):
+    wrapped = chain(zarr_source)
+    assert wrapped.shape == (1, 7, 20, 22) and wrapped.dtype == bool
+    np.testing.assert_array_equal(np.asarray(wrapped), np.asarray(chain(volume())))
+    # Against numpy/scipy all along: equal except where float noise flips a value at 0.5.
+    assert (np.asarray(wrapped) != chain_in_numpy(volume())).mean() < 0.01
+    spec = wrapped.to_spec()
+    depth, inner = 0, spec
+    while inner.kind == "wrapper":
+        depth, inner = depth + 1, inner.wrapped
+    assert depth == 6 and inner == zarr_source.to_spec()
+    rebuilt = from_spec(SourceSpec.from_json(spec.to_json()))
+    np.testing.assert_array_equal(rebuilt[0, 2:5, 3:], wrapped[0, 2:5, 3:])
+    # The normalization bounds travel in the spec: nothing is scanned again.
+    assert rebuilt.source.source.lower == wrapped.source.source.lower
+
+
+def test_chain_over_n5(tmp_path):
+    data = volume()
+    out = create_array(tmp_path / "volume.n5", "setup0/raw", shape=SHAPE, dtype="uint16",
+                       chunks=CHUNKS)
+    out[...] = data
+    source = open_source(tmp_path / "volume.n5", "setup0/raw")
+    wrapped = ThresholdSource(RoiSource(ExpandDimsSource(source, -1), np.s_[3:9, :, 2:]), 1000)
+    np.testing.assert_array_equal(wrapped[...], np.expand_dims(data, -1)[3:9, :, 2:] > 1000)
+    clone = pickle.loads(cloudpickle.dumps(wrapped))
+    assert clone.to_spec().wrapped.wrapped.wrapped == source.to_spec()
+    np.testing.assert_array_equal(clone[1, 2:, :, 0], wrapped[1, 2:, :, 0])
+
+
+def test_chain_over_zarr_python_array(tmp_path):
+    array = zarr.create_array(tmp_path / "zp.zarr", shape=SHAPE, chunks=CHUNKS, dtype="uint16")
+    array[...] = volume()
+    wrapped = PadSource(ResizedSource(array, (24, 8, 10)), 3, mode="wrap")
+    assert wrapped.to_spec().wrapped.wrapped.kind == "zarr"
+    expected_values = np.pad(np.asarray(ResizedSource(volume(), (24, 8, 10))), 3, mode="wrap")
+    np.testing.assert_array_equal(from_spec(wrapped.to_spec())[...], expected_values)
+
+
+def test_chain_reopened_in_another_process(zarr_source, tmp_path):
+    wrapped = chain(zarr_source)
+    (tmp_path / "spec.json").write_text(wrapped.to_spec().to_json())
+    script = (
+        "import sys, numpy as np\n"
+        "from bioimage_py.sources import SourceSpec, from_spec\n"
+        "src = from_spec(SourceSpec.from_json(open(sys.argv[1]).read()))\n"
+        "np.save(sys.argv[2], src[0, 1:6, ::1, 4:])\n"
+        "print(type(src).__name__, src.source.source.lower, src.source.source.upper)\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "spec.json"), str(tmp_path / "out.npy")],
+        cwd=elsewhere, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    normalized = wrapped.source.source
+    assert result.stdout.split() == [
+        "ExpandDimsSource", str(normalized.lower), str(normalized.upper)
+    ]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), wrapped[0, 1:6, :, 4:])
+
+
+# --- parameter errors ---------------------------------------------------------------------------
+
+BAD_PARAMETERS = [
+    (lambda s: ThresholdSource(s, "high"), TypeError, "'high'"),
+    (lambda s: ThresholdSource(s, None), TypeError, "None"),
+    (lambda s: ThresholdSource(s, True), TypeError, "True"),
+    (lambda s: ThresholdSource(s, 1, mode="bigger"), ValueError, "'bigger'.*greater_equal"),
+    (lambda s: NormalizeSource(s, dtype="int32"), ValueError, "int32"),
+    (lambda s: NormalizeSource(s, dtype="no-such-type"), ValueError, "no-such-type"),
+    (lambda s: NormalizeSource(s, 5, 2), ValueError, r"lower \(5.0\).*upper \(2.0\)"),
+    (lambda s: NormalizeSource(s, lower="0"), TypeError, "'0'"),
+    (lambda s: NormalizeSource(s, upper=float("inf")), ValueError, "upper must be finite"),
+    (lambda s: RoiSource(s, (slice(0, 2), 3)), TypeError, "got 3"),
+    (lambda s: RoiSource(s, [1, 2]), TypeError, r"\[1, 2\]"),
+    (lambda s: RoiSource(s, np.s_[::2]), ValueError, "step 2"),
+    (lambda s: RoiSource(s, (slice(0.5, 2),)), TypeError, "0.5"),
+    (lambda s: RoiSource(s, (slice(None),) * 4), ValueError, "more entries than .* 3 axes"),
+    (lambda s: PadSource(s, -1), ValueError, r"non-negative, got \(-1, -1\)"),
+    (lambda s: PadSource(s, ((0, 1), (2, -3), (0, 0))), ValueError, r"\(2, -3\) for axis 1"),
+    (lambda s: PadSource(s, 1.5), TypeError, "1.5"),
+    (lambda s: PadSource(s, (1, 2, 3)), ValueError, r"\(1, 2, 3\).*3 axes"),
+    (lambda s: PadSource(s, 1, mode="mean"), ValueError, "'mean'.*symmetric"),
+    (lambda s: PadSource(s, 1, constant_values=-1), ValueError, "-1 cannot be represented"),
+    (lambda s: PadSource(s, 1, constant_values=0.5), ValueError, "0.5 cannot be represented"),
+    (lambda s: PadSource(s, 1, constant_values="x"), TypeError, "'x'"),
+    (lambda s: ExpandDimsSource(s, 4), ValueError, "axis 4 is out of range for the 4 axes"),
+    (lambda s: ExpandDimsSource(s, -5), ValueError, "axis -5"),
+    (lambda s: ExpandDimsSource(s, (1, -4)), ValueError, r"repeated axis in \(1, -4\)"),
+    (lambda s: ExpandDimsSource(s, 1.0), TypeError, "1.0"),
+    (lambda s: ResizedSource(s, (4, 4)), ValueError, r"\(4, 4\) has 2 axes .* \(12, 16, 10\)"),
+    (lambda s: ResizedSource(s, (4, -1, 4)), ValueError, "negative size on axis 1"),
+    (lambda s: ResizedSource(s, (4.5, 4, 4)), TypeError, "4.5"),
+    (lambda s: ResizedSource(s, 4), TypeError, "got 4"),
+    (lambda s: ResizedSource(s, SHAPE, order=3), ValueError, "got 3"),
+    (lambda s: ResizedSource(s, SHAPE, order="linear"), TypeError, "'linear'"),
+]
+
+
+@pytest.mark.parametrize(("build", "error", "match"), BAD_PARAMETERS)
+def test_bad_parameters_raise_naming_the_value(zarr_source, build, error, match):
+    with pytest.raises(error, match=match):
+        build(zarr_source)
+
+
+def test_bad_sources():
+    with pytest.raises(TypeError, match="strings / file paths"):
+        ThresholdSource("volume.zarr", 1)
+    with pytest.raises(TypeError, match="bool, integer or float"):
+        NormalizeSource(np.ones(3, dtype=complex))
+    with pytest.raises(TypeError, match="numeric"):
+        ResizedSource(np.array(["a", "b"]), (4,), order=1)
+    with pytest.raises(ValueError, match="empty axis 0"):
+        ResizedSource(np.zeros((0, 3)), (2, 3))
+    with pytest.raises(ValueError, match="empty axis 1 with mode 'edge'"):
+        PadSource(np.zeros((2, 0)), 1, mode="edge")
+
+
+# --- NormalizeSource ----------------------------------------------------------------------------
+
+
+def test_normalize_computes_bounds_block_wise_on_the_chunk_grid(monkeypatch):
+    monkeypatch.setattr(normalize_module, "_SCAN_ELEMENTS", 64)
+    data = np.random.default_rng(1).normal(size=(9, 10, 7))
+    source = RecordingSource(data, chunks=(2, 4, 3))
+    normalized = NormalizeSource(source)
+    assert (normalized.lower, normalized.upper) == (data.min(), data.max())
+    covered = np.zeros(data.shape, dtype=int)
+    for roi in source.reads:
+        assert all(start % c == 0 for (start, _), c in zip(roi, (2, 4, 3)))  # chunk-aligned
+        assert np.prod([stop - start for start, stop in roi]) <= 64
+        covered[tuple(slice(*r) for r in roi)] += 1
+    assert (covered == 1).all()  # every element read exactly once
+    source.reads.clear()
+    normalized[2:4]
+    assert source.reads == [((2, 4), (0, 10), (0, 7))]  # reads compute nothing more
+
+
+def test_normalize_bounds_ignore_nan_and_reject_infinities():
+    data = np.array([[np.nan, 2.0], [4.0, 6.0]])
+    normalized = NormalizeSource(data)
+    assert (normalized.lower, normalized.upper) == (2.0, 6.0)
+    np.testing.assert_array_equal(normalized[...], [[np.nan, 0.0], [0.5, 1.0]])
+    with pytest.raises(ValueError, match="every value is NaN"):
+        NormalizeSource(np.full(3, np.nan))
+    with pytest.raises(ValueError, match="infinite"):
+        NormalizeSource(np.array([1.0, np.inf]))
+    with pytest.raises(ValueError, match="empty source"):
+        NormalizeSource(np.zeros((0, 4)))
+    assert NormalizeSource(np.zeros((0, 4)), 0, 1).shape == (0, 4)  # given bounds: fine
+
+
+def test_normalize_clip_constant_volumes_and_dtypes():
+    data = np.array([0, 50, 100, 200], dtype=np.uint8)
+    np.testing.assert_allclose(NormalizeSource(data, 50, 150)[...], [-0.5, 0, 0.5, 1.5])
+    np.testing.assert_allclose(NormalizeSource(data, 50, 150, clip=True)[...], [0, 0, 0.5, 1])
+    assert NormalizeSource(data, dtype=np.float64)[...].dtype == np.float64
+    constant = NormalizeSource(np.full((2, 2), 7, dtype=np.int16))
+    assert (constant.lower, constant.upper) == (7.0, 7.0)
+    np.testing.assert_array_equal(constant[...], np.zeros((2, 2), np.float32))
+    assert NormalizeSource(np.array([True, False]))[...].tolist() == [1.0, 0.0]
+    big = np.array([2**31 - 1, -(2**31)], dtype=np.int32)  # computed in float64: exact
+    np.testing.assert_array_equal(NormalizeSource(big, dtype="float64")[...], [1.0, 0.0])
+
+
+def test_normalize_reopened_from_spec_does_not_scan(zarr_source, monkeypatch):
+    normalized = NormalizeSource(zarr_source)
+    assert normalized.params["lower"] == volume().min()
+    assert normalized.params["upper"] == volume().max()
+
+    def no_scan(source):
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(normalize_module, "_min_max", no_scan)
+    rebuilt = from_spec(normalized.to_spec())
+    np.testing.assert_array_equal(rebuilt[...], normalized[...])
+
+
+# --- what the wrappers read ---------------------------------------------------------------------
+
+
+def test_roi_reads_only_its_region():
+    source = RecordingSource(np.arange(100).reshape(10, 10))
+    roi = RoiSource(source, np.s_[2:8, -5:])
+    assert roi.roi == (slice(2, 8), slice(5, 10)) and roi.shape == (6, 5)
+    np.testing.assert_array_equal(roi[1:3, 4], source.data[3:5, 9])
+    assert source.reads == [((3, 5), (9, 10))]
+    assert RoiSource(source, np.s_[..., 3:4]).roi == (slice(0, 10), slice(3, 4))
+    assert RoiSource(source, slice(20, 30)).shape == (0, 10)  # clamped as numpy does
+
+
+def test_pad_reads_only_what_it_needs():
+    source = RecordingSource(np.arange(100).reshape(10, 10))
+    padded = PadSource(source, 3, constant_values=-1)
+    np.testing.assert_array_equal(padded[0:2, :], -1)
+    assert source.reads == []  # all padding: nothing read
+    np.testing.assert_array_equal(padded[2:5, 4:6], np.pad(source.data, 3, constant_values=-1)[2:5, 4:6])
+    assert source.reads == [((0, 2), (1, 3))]
+    source.reads.clear()
+    mirrored = PadSource(source, 3, mode="reflect")
+    np.testing.assert_array_equal(mirrored[0:3, 5:8], np.pad(source.data, 3, mode="reflect")[0:3, 5:8])
+    assert source.reads == [((1, 4), (2, 5))]
+
+
+def test_resized_reads_the_needed_region_plus_a_margin():
+    data = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    source = RecordingSource(data)
+    upsampled = ResizedSource(source, (80, 80), order=0)
+    upsampled[20:30, 0:4]
+    assert source.reads == [((10, 15), (0, 2))]
+    source.reads.clear()
+    linear = ResizedSource(source, (80, 40), order=1)
+    linear[20:30, 5:9]
+    assert source.reads == [((9, 16), (5, 9))]  # one row of margin each side; axis 1 untouched
+
+
+def test_resized_maps_low_resolution_masks_onto_the_grid():
+    mask = np.array([[0, 1, 0], [1, 1, 0]], dtype=np.uint8)
+    np.testing.assert_array_equal(ResizedSource(mask, (6, 9))[...], np.kron(mask, np.ones((3, 3))))
+    labels = np.arange(24, dtype=np.uint64).reshape(4, 6)
+    down = ResizedSource(labels, (2, 3))
+    assert down.dtype == np.uint64
+    np.testing.assert_array_equal(down[...], labels[1::2, 1::2])
+    assert ResizedSource(np.array([True, False]), (4,), order=1)[...].tolist() == [
+        True, True, False, False
+    ]
+
+
+def test_resized_linear_keeps_nan_local():
+    data = np.array([0.0, np.nan, 2.0, 3.0])
+    same = ResizedSource(data, (4,), order=1)
+    np.testing.assert_array_equal(same[...], data)
+    up = ResizedSource(data, (8,), order=1)[...]
+    assert np.isnan(up[1:5]).all() and not np.isnan(up[[0, 5, 6, 7]]).any()
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+
+@register_wrapper
+class NegateSource(WrapperSource):
+    """A user-defined wrapper: ``-source``."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def _getitem(self, roi: tuple[slice, ...]) -> np.ndarray:
+        return -self._read(roi)
+
+
+def test_registered_user_wrappers_round_trip(zarr_source):
+    negated = NegateSource(RoiSource(zarr_source, np.s_[:2]))
+    spec = negated.to_spec()
+    assert spec.params == {"class": "NegateSource"}
+    rebuilt = from_spec(SourceSpec.from_json(spec.to_json()))
+    assert type(rebuilt) is NegateSource
+    np.testing.assert_array_equal(rebuilt[...], -volume()[:2])
+    assert register_wrapper(NegateSource) is NegateSource  # registering again is harmless
+
+
+def test_register_wrapper_rejects_clashes_and_non_wrappers():
+    class NegateSource(WrapperSource):  # same name, another class
+        params = {}
+
+        def _getitem(self, roi):
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="'NegateSource' is already registered"):
+        register_wrapper(NegateSource)
+    with pytest.raises(TypeError, match="WrapperSource subclass"):
+        register_wrapper(dict)
+
+
+def test_wrapper_from_spec_errors(zarr_source):
+    inner = zarr_source.to_spec()
+    with pytest.raises(ValueError, match="unknown wrapper class 'Blur'.*ThresholdSource"):
+        wrapper_from_spec(SourceSpec("wrapper", params={"class": "Blur"}, wrapped=inner))
+    with pytest.raises(ValueError, match="kind 'wrapper', not 'file'"):
+        wrapper_from_spec(inner)
+    with pytest.raises(ValueError, match="class name"):
+        wrapper_from_spec(SourceSpec("wrapper", params={"threshold": 1}, wrapped=inner))
+    with pytest.raises(ValueError, match="'wrapped'"):
+        wrapper_from_spec(SourceSpec("wrapper", params={"class": "ThresholdSource", "threshold": 1}))
+    with pytest.raises(TypeError, match="sigma"):
+        from_spec(SourceSpec("wrapper", params={"class": "ThresholdSource", "threshold": 1,
+                                                "sigma": 2}, wrapped=inner))
