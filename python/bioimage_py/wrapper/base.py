@@ -42,6 +42,8 @@ class WrapperSource(Source):
 
     def __init__(self, source: SourceLike) -> None:
         self._source = as_source(source)
+        # Same shape as a source whose shape never changes: skip the shape property when indexing.
+        self._static_shape = self._source._static_shape
 
     # --- the wrapped source -------------------------------------------------------------------
 
@@ -167,7 +169,9 @@ def wrapper_from_spec(spec: SourceSpec | dict[str, Any]) -> WrapperSource:
     params = dict(spec.params)
     name = params.pop("class", None)
     if name is None:
-        raise ValueError(f"a wrapper spec needs the wrapper's class name in params['class']: {spec}")
+        raise ValueError(
+            f"a wrapper spec needs the wrapper's class name in params['class']: {spec}"
+        )
     cls = _WRAPPERS.get(name)
     if cls is None:
         raise ValueError(

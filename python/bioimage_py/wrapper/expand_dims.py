@@ -47,6 +47,8 @@ class ExpandDimsSource(WrapperSource):
             raise ValueError(f"repeated axis in {axis!r}")
         self._axis = list(entries) if isinstance(axis, (tuple, list)) else entries[0]
         self._old_axes = tuple(a for a in range(ndim) if a not in self._new_axes)
+        if self._static_shape is not None:
+            self._static_shape = self._expand(self._static_shape)
 
     @property
     def axis(self) -> int | tuple[int, ...]:

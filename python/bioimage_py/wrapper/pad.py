@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from bioimage_py.sources.base import Source
 from bioimage_py.sources.convert import SourceLike
 from bioimage_py.wrapper.base import WrapperSource, register_wrapper
 
@@ -36,9 +35,9 @@ class PadSource(WrapperSource):
 
     Raises:
         TypeError: non-integer pad widths; non-numeric constant values.
-        ValueError: negative pad widths; a constant that the integer dtype cannot hold; shapes that do not broadcast to one ``(before, after)``
-            pair per axis; an unknown mode; padding an empty axis with a mode other than
-            ``"constant"``.
+        ValueError: negative pad widths; shapes that do not broadcast to one ``(before, after)``
+            pair per axis; a constant that an integer dtype cannot hold; an unknown mode;
+            padding an empty axis with a mode other than ``"constant"``.
     """
 
     def __init__(
@@ -64,10 +63,11 @@ class PadSource(WrapperSource):
                     "has values to put there"
                 )
         self._constant_values = _pairs("constant_values", constant_values, len(shape))
+        # The fill values as scalars of the dtype; other modes never use them.
         self._fill = tuple(
             tuple(_fill_value(v, self._source.dtype) for v in pair)
             for pair in self._constant_values
-        )
+        ) if mode == "constant" else ()
         self._mode = mode
         self._static_shape = tuple(
             n + before + after for n, (before, after) in zip(shape, self._pad_width)
