@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use hdf5_metno as h5;
@@ -25,6 +26,9 @@ pub(crate) struct SharedFile {
     path: PathBuf,
     /// The open handle and whether it is read-write; `None` only when reopening failed.
     state: RwLock<Option<(h5::File, bool)>>,
+    /// Counts writes through any array of the file: chunk indexes collected before a write
+    /// may point at space the write freed, whichever array made it.
+    generation: AtomicU64,
 }
 
 /// Files open in this process, by canonical path.
@@ -66,6 +70,7 @@ impl SharedFile {
         let shared = Arc::new(SharedFile {
             path: canonical.clone(),
             state: RwLock::new(Some((file, writable))),
+            generation: AtomicU64::new(0),
         });
         files.insert(canonical, Arc::downgrade(&shared));
         Ok(shared)
@@ -114,6 +119,16 @@ impl SharedFile {
                 Err(metadata_error(&self.path, "", error))
             }
         }
+    }
+
+    /// The number of writes made to the file through this process's handle so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Records a write (made or attempted): every array's chunk index is now stale.
+    pub(crate) fn note_write(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -31,7 +31,9 @@ pub(super) fn decompress(input: &[u8], out: &mut [u8]) -> Result<usize, String> 
         ip += 1;
         let distance = ((control & 0x1f) << 8) + low + 1;
         if distance > op {
-            return Err(format!("a back-reference reaches {distance} bytes behind byte {op}"));
+            return Err(format!(
+                "a back-reference reaches {distance} bytes behind byte {op}"
+            ));
         }
         if op + len > out.len() {
             return Err("the data is longer than the chunk".to_owned());

@@ -24,7 +24,7 @@ use std::fs::File as StdFile;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hdf5_metno as h5;
@@ -41,8 +41,8 @@ use crate::zarr::FillScalar;
 mod file;
 mod lzf;
 
-use file::{metadata_error, SharedFile};
 pub use file::{create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, NodeKind};
+use file::{metadata_error, SharedFile};
 
 /// Compression of a dataset we create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +130,8 @@ pub struct Hdf5Array {
     writable: bool,
     file: Arc<SharedFile>,
     raw: StdFile,
-    /// Set by writes: the chunk index (or data offset) must be recollected before reading.
-    index_stale: AtomicBool,
+    /// The file's write generation the chunk index (or data offset) was collected at.
+    index_generation: AtomicU64,
     shape: Vec<u64>,
     chunk_shape: Vec<u64>,
     dtype: DataType,
@@ -509,7 +509,7 @@ impl Hdf5Array {
             writable,
             file,
             raw,
-            index_stale: AtomicBool::new(true),
+            index_generation: AtomicU64::new(u64::MAX),
             shape,
             chunk_shape,
             dtype,
@@ -531,21 +531,24 @@ impl Hdf5Array {
         self.writable
     }
 
-    /// Recollects the chunk index (chunked) or the data offset (contiguous) when a write made
-    /// it stale. Readers wait for the new index: old entries may point at freed file space.
+    /// Recollects the chunk index (chunked) or the data offset (contiguous) when a write to the
+    /// file (through any array) made it stale. Readers wait for the new index: old entries may
+    /// point at freed file space.
     fn refresh_index(&self) -> Result<()> {
-        if !self.index_stale.load(Ordering::Acquire) {
+        let is_current = || self.index_generation.load(Ordering::Acquire) == self.file.generation();
+        if is_current() {
             return Ok(());
         }
         match &self.storage {
             Storage::Chunked { index, .. } => {
                 let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
-                if !self.index_stale.swap(false, Ordering::AcqRel) {
+                if is_current() {
                     return Ok(());
                 }
+                let generation = self.file.generation();
                 let mut map = HashMap::new();
                 let chunk_shape = &self.chunk_shape;
-                let visited = self.file.with_dataset(&self.key, |dataset| {
+                self.file.with_dataset(&self.key, |dataset| {
                     dataset
                         .chunks_visit(|info| {
                             let coords = info
@@ -566,24 +569,20 @@ impl Hdf5Array {
                             path: self.describe(),
                             reason: format!("cannot list the stored chunks: {e}"),
                         })
-                });
-                if let Err(error) = visited {
-                    self.index_stale.store(true, Ordering::Release);
-                    return Err(error);
-                }
+                })?;
                 *guard = map;
+                self.index_generation.store(generation, Ordering::Release);
             }
             Storage::Contiguous { offset } => {
                 let mut guard = offset.write().unwrap_or_else(|p| p.into_inner());
-                if self.index_stale.swap(false, Ordering::AcqRel) {
-                    match self.file.with_dataset(&self.key, |dataset| Ok(dataset.offset())) {
-                        Ok(value) => *guard = value,
-                        Err(error) => {
-                            self.index_stale.store(true, Ordering::Release);
-                            return Err(error);
-                        }
-                    }
+                if is_current() {
+                    return Ok(());
                 }
+                let generation = self.file.generation();
+                *guard = self
+                    .file
+                    .with_dataset(&self.key, |dataset| Ok(dataset.offset()))?;
+                self.index_generation.store(generation, Ordering::Release);
             }
         }
         Ok(())
@@ -664,8 +663,9 @@ impl Hdf5Array {
                 }
                 Step::Lzf => {
                     let mut decompressed = vec![0u8; full];
-                    let n = lzf::decompress(&data, &mut decompressed)
-                        .map_err(|reason| self.corrupt(chunk, format!("cannot unpack LZF: {reason}")))?;
+                    let n = lzf::decompress(&data, &mut decompressed).map_err(|reason| {
+                        self.corrupt(chunk, format!("cannot unpack LZF: {reason}"))
+                    })?;
                     decompressed.truncate(n);
                     decompressed
                 }
@@ -741,7 +741,10 @@ impl ChunkedArray for Hdf5Array {
                     // Bit i of the mask set: filter i was skipped for this chunk.
                     Some(steps)
                         if self.native_order
-                            && entry.filter_mask.checked_shr(steps.len() as u32).unwrap_or(0)
+                            && entry
+                                .filter_mask
+                                .checked_shr(steps.len() as u32)
+                                .unwrap_or(0)
                                 == 0 =>
                     {
                         let skipped = |i: usize| entry.filter_mask & (1 << i) != 0;
@@ -837,7 +840,7 @@ impl ChunkedArray for Hdf5Array {
                 .map_err(|e| self.io_error(format!("cannot flush: {e}")))
         });
         // Even a failed write may have moved chunks.
-        self.index_stale.store(true, Ordering::Release);
+        self.file.note_write();
         written
     }
 }

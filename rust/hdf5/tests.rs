@@ -119,7 +119,13 @@ fn every_dtype_round_trips_in_every_layout() {
             true,
         );
         round_trip("lzf.h5", dtype, Some(chunks), Hdf5Compression::Lzf, false);
-        round_trip("lzf-shuffle.h5", dtype, Some(chunks), Hdf5Compression::Lzf, true);
+        round_trip(
+            "lzf-shuffle.h5",
+            dtype,
+            Some(chunks),
+            Hdf5Compression::Lzf,
+            true,
+        );
         round_trip("raw.h5", dtype, Some(chunks), Hdf5Compression::None, false);
         round_trip("contiguous.h5", dtype, None, Hdf5Compression::None, false);
     }
@@ -460,7 +466,10 @@ fn datasets_and_groups_are_listed() {
     assert_eq!(list_hdf5_arrays(&path, "/g/").unwrap(), ["a", "h/b"]);
     assert_eq!(hdf5_node_kind(&path, "").unwrap(), Some(NodeKind::Group));
     assert_eq!(hdf5_node_kind(&path, "g/h").unwrap(), Some(NodeKind::Group));
-    assert_eq!(hdf5_node_kind(&path, "g/h/b").unwrap(), Some(NodeKind::Dataset));
+    assert_eq!(
+        hdf5_node_kind(&path, "g/h/b").unwrap(),
+        Some(NodeKind::Dataset)
+    );
     assert_eq!(hdf5_node_kind(&path, "g/nope/b").unwrap(), None);
     assert!(list_hdf5_arrays(&path, "nope").is_err());
 }
