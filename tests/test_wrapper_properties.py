@@ -121,6 +121,8 @@ def test_normalize_equals_min_max_formula(data, array):
     reference = (array.astype(np.float64) - lo) / (hi - lo) if hi > lo else np.zeros(array.shape)
     if clip:
         reference = np.clip(reference, 0, 1)
+    with np.errstate(over="ignore"):  # tiny ranges: beyond float32 is inf
+        reference = reference.astype(dtype)
     whole = np.asarray(source)
     assert whole.dtype == np.dtype(dtype)
     np.testing.assert_allclose(whole, reference, rtol=1e-6, atol=1e-6)
@@ -182,8 +184,8 @@ def test_pad_equals_numpy_pad(data, array):
         )
     try:
         expected = np.pad(array, pad_width, mode=mode, **kwargs)
-    except ValueError:  # e.g. an empty axis padded with values it does not have
-        with pytest.raises(ValueError):
+    except (ValueError, TypeError) as error:  # e.g. an empty axis padded with values it lacks
+        with pytest.raises(type(error)):
             PadSource(array, pad_width, mode, **kwargs)
         return
     check_indexing(data, PadSource(array, pad_width, mode, **kwargs), expected)

@@ -32,8 +32,9 @@ class NormalizeSource(WrapperSource):
     volume of the same acquisition.
 
     Values outside ``[lower, upper]`` map outside ``[0, 1]`` unless ``clip=True``. When
-    ``upper == lower`` (a constant volume) every value maps to 0. The arithmetic runs in the
-    common type of the source and ``dtype`` (float64 for 32- and 64-bit integers).
+    ``upper == lower`` (a constant volume) every value maps to 0. The arithmetic runs in float64
+    and is rounded to ``dtype`` once (so 32-bit integers and bounds closer together than float32
+    resolves come out right).
 
     Args:
         source: the source to normalize (bool, integer or float values).
@@ -77,8 +78,6 @@ class NormalizeSource(WrapperSource):
         self._lower, self._upper = lower, upper
         self._dtype = out_dtype
         self._clip = bool(clip)
-        # Compute in the common type, so float32 data stays float32 and int32 data is exact.
-        self._work_dtype = np.result_type(in_dtype, out_dtype)
 
     @property
     def lower(self) -> float:
@@ -109,7 +108,7 @@ class NormalizeSource(WrapperSource):
         }
 
     def _getitem(self, roi: tuple[slice, ...]) -> np.ndarray:
-        data = self._read(roi).astype(self._work_dtype)  # a copy: safe to modify in place
+        data = self._read(roi).astype(np.float64)  # a copy: safe to modify in place
         data -= self._lower
         if self._upper > self._lower:
             data /= self._upper - self._lower
@@ -117,7 +116,8 @@ class NormalizeSource(WrapperSource):
             data[...] = 0
         if self._clip:
             np.clip(data, 0, 1, out=data)
-        return data.astype(self._dtype, copy=False)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf, as it should be
+            return data.astype(self._dtype, copy=False)
 
 
 def _check_bound(name: str, value: Any) -> float | None:
