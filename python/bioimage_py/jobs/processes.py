@@ -13,6 +13,7 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from bioimage_py.jobs.local import Outcome, outcomes_of
@@ -23,6 +24,10 @@ __all__ = ["START_METHODS", "run_processes"]
 START_METHODS = ("forkserver", "spawn", "fork")
 # Imported once by the fork server, so each forked worker starts with numpy and the core loaded.
 _PRELOAD = ["bioimage_py.jobs.tasks"]
+_DIED = (
+    "a worker process died (killed by a signal or out of memory, or it failed while starting: "
+    "a script that uses job_type='subprocess' needs the `if __name__ == '__main__':` guard)"
+)
 
 
 def _context(start_method: str | None) -> Any:
@@ -51,4 +56,7 @@ def run_processes(
     context = _context(start_method)
     with ProcessPoolExecutor(min(num_workers, len(batches)) or 1, mp_context=context) as pool:
         futures = {pool.submit(run_batch, task, batch): batch for batch in batches}
-        yield from outcomes_of(futures, stop)
+        for batch, outcome in outcomes_of(futures, stop):
+            if isinstance(outcome, BrokenProcessPool):
+                outcome = BrokenProcessPool(_DIED)
+            yield batch, outcome
