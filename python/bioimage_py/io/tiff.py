@@ -6,7 +6,8 @@ file (the root array, ``internal_path=""``).
 * When the series is stored uncompressed and contiguously, it is memory-mapped with
   ``tifffile.memmap`` and a region read copies just that region out of the map.
 * Otherwise (compressed, tiled, scattered pages) it is read lazily page by page: a region read
-  decodes only the pages (2D planes) the region touches, never the whole stack.
+  decodes only the pages (2D planes) the region touches, never the whole stack, on tifffile's
+  thread pool.
 
 Axis order: as ``tifffile`` gives the series, C order with x varying fastest: a single image is
 ``(y, x)``, a multi-page stack ``(z, y, x)`` (z is the page index: slice index first), an ImageJ or
@@ -16,6 +17,7 @@ big-endian file is presented in native byte order. ``chunks`` is one page, ``(1,
 from __future__ import annotations
 
 import math
+import os
 import threading
 from typing import Any
 
@@ -66,16 +68,20 @@ class TiffArray:
                     "is out of range"
                 )
             self._series = self._tif.series[series]
+            self._series_index = series
             self._shape = tuple(int(s) for s in self._series.shape)
             self._dtype = np.dtype(self._series.dtype).newbyteorder("=")
             self._memmap = None
-            try:
-                self._memmap = tifffile.memmap(path, series=series, mode="r")
-            except (ValueError, OSError, TypeError):
-                self._memmap = None
+            if self._series.dataoffset is not None:  # uncompressed and contiguous
+                try:
+                    self._memmap = tifffile.memmap(path, series=series, mode="r")
+                except (ValueError, OSError, TypeError):
+                    self._memmap = None
             if self._memmap is not None and tuple(self._memmap.shape) != self._shape:
                 self._memmap = None
-            self._pages = list(self._series.pages)
+            # Indexed lazily: loading every page header up front costs ~0.1 ms per page, and a
+            # memory-mapped stack never needs them.
+            self._pages = self._series.pages
             keyframe = self._series.keyframe
             self._page_shape = tuple(int(s) for s in keyframe.shape)
             n_lead = len(self._shape) - len(self._page_shape)
@@ -134,19 +140,20 @@ class TiffArray:
             return self._whole[roi].copy()
         n_lead = len(self._lead)
         lead_roi, page_roi = roi[:n_lead], roi[n_lead:]
-        out = np.zeros(tuple(s.stop - s.start for s in roi), dtype=self._dtype)
-        if out.size == 0:
-            return out
-        for lead_index in np.ndindex(*(s.stop - s.start for s in lead_roi)):
-            coords = tuple(s.start + i for s, i in zip(lead_roi, lead_index))
-            flat = int(np.ravel_multi_index(coords, self._lead)) if n_lead else 0
-            page = self._pages[flat]
-            if page is None:  # a missing page reads as zeros
-                continue
-            with self._lock:  # tifffile's file handle is not safe to seek from several threads
-                data = page.asarray()
-            out[lead_index] = data.reshape(self._page_shape)[page_roi]
-        return out
+        lead_shape = tuple(s.stop - s.start for s in lead_roi)
+        out_shape = tuple(s.stop - s.start for s in roi)
+        if math.prod(out_shape) == 0:
+            return np.zeros(out_shape, dtype=self._dtype)
+        flats = [
+            int(np.ravel_multi_index(tuple(s.start + i for s, i in zip(lead_roi, lead)), self._lead))
+            for lead in np.ndindex(*lead_shape)
+        ] if n_lead else [0]
+        with self._lock:  # tifffile's file handle is not safe to seek from several threads
+            # Only the pages the region touches; tifffile decodes them on a thread pool.
+            pages = self._tif.asarray(key=flats, series=self._series_index,
+                                      maxworkers=os.cpu_count())
+        pages = np.asarray(pages, dtype=self._dtype).reshape(lead_shape + self._page_shape)
+        return np.ascontiguousarray(pages[(Ellipsis, *page_roi)])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[()]
