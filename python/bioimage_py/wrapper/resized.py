@@ -26,9 +26,10 @@ __all__ = ["ResizedSource"]
 class ResizedSource(WrapperSource):
     """A source resampled to ``shape`` with pixel-centre alignment (see the module docstring).
 
-    Reading a region computes only that region, from the part of the source it needs (plus one
-    pixel for linear interpolation), and equals resizing the whole source and slicing; no
-    resized volume is ever materialized.
+    Reading a region computes only that region and equals resizing the whole source and slicing;
+    no resized volume is ever materialized. It reads the bounding box of the source pixels it
+    needs (for linear interpolation, the neighbours of the outermost samples too), so a strong
+    nearest-neighbour downsampling also reads the pixels skipped between samples.
 
     ``order=0`` (nearest): output pixel ``o`` takes input pixel ``floor((o + 0.5) * n_in /
     n_out)``, the one containing its centre (computed in integers, so exact; a centre on a pixel
