@@ -22,7 +22,8 @@ use crate::chunked::{
 use crate::dtype::DataType;
 use crate::error::Result;
 use crate::hdf5::{
-    create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, Hdf5Array, Hdf5Compression, Hdf5Create, NodeKind,
+    create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, Hdf5Array, Hdf5Compression, Hdf5Create,
+    NodeKind,
 };
 use crate::n5::{list_n5_arrays, N5Array, N5Compression};
 use crate::zarr::{list_zarr_arrays, FillScalar, ZarrArray, ZarrCompression, ZarrCreate};
