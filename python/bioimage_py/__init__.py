@@ -15,9 +15,12 @@ from bioimage_py.util import to_roi
 
 __version__ = "0.1.0"
 
-# open_cloudvolume / open_webknossos join __all__ with their modules (issue 5); until then
-# `import *` must not trip over them.
-__all__ = ["__version__", "as_source", "copy", "open_source", "to_dask", "to_roi"]
+# open_cloudvolume / open_webknossos are loaded on first access (below); their modules import
+# cloud-volume / webknossos only when called, so `import *` works without those libraries.
+__all__ = [
+    "__version__", "as_source", "copy", "open_cloudvolume", "open_source", "open_webknossos",
+    "to_dask", "to_roi",
+]
 
 
 def __getattr__(name: str) -> Any:
