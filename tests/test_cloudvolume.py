@@ -623,3 +623,14 @@ def test_repr_names_the_layer_and_view(layer):
     for part in (cloudpath, "mip=0", "offset=[4, 5, 7]", "size=[2, 3, 4]", "shape=(4, 3, 2)",
                  "dtype=uint16", "chunks=(4, 8, 8)"):
         assert part in text
+
+
+def test_a_cropped_cutout_is_a_runtime_error(layer):
+    """An autocrop handle returns less than asked outside the layer: caught, not returned."""
+    cloudpath, _ = layer
+    handle = CloudVolume(cloudpath, bounded=False, autocrop=True, fill_missing=True,
+                         progress=False)
+    src = CloudVolumeSource(handle, offset=(0, 5, 7), size=(6, 2, 2))
+    with pytest.raises(RuntimeError, match=r"returned \(3, 2, 2\) voxels .* instead of \(6, 2, 2\)"):
+        src[...]
+    assert src.to_spec().params["autocrop"] is True

@@ -193,6 +193,12 @@ class CloudVolumeSource(Source):
             ) from err
         xyz = np.asarray(cutout)[..., 0]
         zyx = xyz.T
+        if zyx.shape != shape:  # e.g. an autocrop handle cropping a view outside the layer
+            raise RuntimeError(
+                f"cloud-volume returned {xyz.shape} voxels (XYZ) instead of "
+                f"{tuple(reversed(shape))} reading {_show(slices)} (mip {self._mip}) of "
+                f"{self._cloudpath}"
+            )
         if zyx.flags.c_contiguous:  # cloud-volume's fresh Fortran-ordered buffer: use it as is
             return zyx
         return contiguous_transpose(xyz, (2, 1, 0))
