@@ -554,19 +554,20 @@ def test_as_source_wraps_a_handle_and_recovers_its_parameters(tmp_path):
     cloudpath = create_layer(tmp_path, scales=[(2, 2, 1)])
     cache = str(tmp_path / "cache")
     handle = CloudVolume(cloudpath, mip=1, fill_missing=True, cache=cache, compress="br",
-                         parallel=2, background_color=3, progress=False)
+                         cdn_cache=False, delete_black_uploads=True, background_color=3,
+                         progress=False)
     src = as_source(handle)
     assert isinstance(src, CloudVolumeSource) and src.volume is handle
     assert src.shape == (10, 7, 11)
     params = src.to_spec().params
     assert params == {
         "mip": 1, "fill_missing": True, "bounded": True, "cache": cache,
-        "non_aligned_writes": False, "background_color": 3, "parallel": 2, "compress": "br",
-        "offset": [1, 2, 7], "size": [11, 7, 10],
+        "non_aligned_writes": False, "background_color": 3, "delete_black_uploads": True,
+        "cdn_cache": False, "compress": "br", "offset": [1, 2, 7], "size": [11, 7, 10],
     }
     json.dumps(params)
     again = from_spec(src.to_spec())
-    assert again.volume.mip == 1 and again.volume.fill_missing and again.volume.parallel == 2
+    assert again.volume.mip == 1 and again.volume.fill_missing and again.volume.background_color == 3
     whole = handle[1:12, 2:9, 7:17]  # missing chunks: what cloud-volume fills them with
     np.testing.assert_array_equal(again[...], np.asarray(whole)[..., 0].T)
     # A plain handle records the defaults it was opened with.

@@ -364,7 +364,8 @@ def open_cloudvolume(
         offset: absolute XYZ origin of the view; default the layer's ``voxel_offset``.
         size: XYZ extent of the view; default the rest of the layer from ``offset``.
         **kwargs: further ``cloudvolume.CloudVolume`` arguments (JSON-able values, so the spec
-            survives JSON).
+            survives JSON). They are recorded in the spec like the rest, ``secrets`` included
+            (workers need them to authenticate): keep such specs private.
 
     Raises:
         ImportError: cloud-volume is not installed.
