@@ -1,4 +1,4 @@
-"""The command line: ``bioimage-py info`` and ``bioimage-py convert`` (also ``python -m bioimage_py``).
+"""The command line: ``bioimage-py info`` and ``bioimage-py convert`` (``python -m bioimage_py``).
 
     bioimage-py info volume.zarr                  # format, shape, dtype, chunks, compression ...
     bioimage-py info container.n5                 # several arrays: lists them

@@ -266,7 +266,8 @@ def _batches(
         groups = [[i] for i in ids]
     if job_type == "local":
         return groups
-    target = max(1, min(_MAX_BATCH_BLOCKS, math.ceil(len(ids) / (num_workers * _BATCHES_PER_WORKER))))
+    per_batch = math.ceil(len(ids) / (num_workers * _BATCHES_PER_WORKER))
+    target = max(1, min(_MAX_BATCH_BLOCKS, per_batch))
     batches: list[list[int]] = []
     for group in groups:
         if batches and len(batches[-1]) + len(group) <= target:
@@ -346,8 +347,8 @@ def _run(
         raise BlockFailure(
             f"copy did not complete {len(missing)} of {len(ids)} blocks "
             f"(block_ids {_short(missing)}); the first error, in {where}: "
-            f"{type(error).__name__}: {str(error).rstrip('.')}. Completed blocks are written: rerun copy with "
-            "block_ids=err.block_ids to finish.",
+            f"{type(error).__name__}: {str(error).rstrip('.')}. Completed blocks are written: "
+            "rerun copy with block_ids=err.block_ids to finish.",
             missing,
             error,
             block,
