@@ -317,3 +317,18 @@ def test_progress_bar_on_request_only(data, capsys):
     copy(data, block_shape=(16, 16, 16), progress=True)
     err = capsys.readouterr().err
     assert "copy" in err and "60/60" in err
+
+
+@pytest.mark.parametrize("peer", ["zarr-python sharded", "z5py", "h5py"])
+def test_copy_into_peer_handles_with_worker_processes(tmp_path, zarr_input, data, peer):
+    if peer == "zarr-python sharded":
+        handle = zarr.create_array(str(tmp_path / "out.zarr"), shape=SHAPE, chunks=CHUNKS,
+                                   shards=(32, 32, 32), dtype=data.dtype)
+    elif peer == "z5py":
+        handle = z5py.File(str(tmp_path / "out.n5"), "w").create_dataset(
+            "out", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype)
+    else:
+        handle = h5py.File(tmp_path / "out.h5", "w").create_dataset(
+            "out", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype)
+    copy(zarr_input, handle, block_shape=CHUNKS, job_type="subprocess", num_workers=2)
+    np.testing.assert_array_equal(handle[...], data)
