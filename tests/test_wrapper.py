@@ -340,6 +340,24 @@ def test_chain_reopened_in_another_process(zarr_source, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), wrapped[0, 1:6, :, 4:])
 
 
+def test_chain_as_input_of_a_copy_in_worker_processes(zarr_source, tmp_path):
+    from bioimage_py.copy import copy
+
+    wrapped = ThresholdSource(NormalizeSource(RoiSource(zarr_source, np.s_[:, 2:, :8])), 0.5)
+    out = create_array(tmp_path / "mask.zarr", shape=wrapped.shape, dtype="bool", chunks=(4, 7, 4))
+    copy(wrapped, out, job_type="subprocess", num_workers=2)  # workers rebuild it from the spec
+    np.testing.assert_array_equal(out[...], np.asarray(wrapped))
+    assert out[...].any() and not out[...].all()
+
+
+def test_chain_as_a_dask_array(zarr_source):
+    from bioimage_py.dask_array import to_dask
+
+    wrapped = ResizedSource(PadSource(zarr_source, 2, mode="edge"), (8, 10, 12), order=1)
+    array = to_dask(wrapped, chunks=(4, 5, 6))
+    np.testing.assert_array_equal(array.compute(), np.asarray(wrapped))
+
+
 # --- parameter errors ---------------------------------------------------------------------------
 
 BAD_PARAMETERS = [
