@@ -28,7 +28,13 @@ from hypothesis.extra import numpy as hnp
 
 import bioimage_py
 import bioimage_py.sources as sources
-from bioimage_py.sources import CloudVolumeSource, SourceSpec, as_source, from_spec, open_cloudvolume
+from bioimage_py.sources import (
+    CloudVolumeSource,
+    SourceSpec,
+    as_source,
+    from_spec,
+    open_cloudvolume,
+)
 
 OFFSET = (3, 5, 7)  # XYZ voxel_offset of the test layers: views start off the origin
 SIZE = (21, 14, 10)  # XYZ volume_size: not a multiple of the chunk size
@@ -339,7 +345,12 @@ def test_view_size_defaults_to_the_rest_of_the_layer(layer):
 
 @pytest.mark.parametrize(
     ("offset", "size"),
-    [((2, 5, 7), None), ((3, 5, 7), (22, 14, 10)), ((20, 5, 7), (5, 1, 1)), ((3, 5, 16), (1, 1, 2))],
+    [
+        ((2, 5, 7), None),
+        ((3, 5, 7), (22, 14, 10)),
+        ((20, 5, 7), (5, 1, 1)),
+        ((3, 5, 16), (1, 1, 2)),
+    ],
 )
 def test_views_outside_the_layer_are_refused(layer, offset, size):
     cloudpath, _ = layer
@@ -567,7 +578,8 @@ def test_as_source_wraps_a_handle_and_recovers_its_parameters(tmp_path):
     }
     json.dumps(params)
     again = from_spec(src.to_spec())
-    assert again.volume.mip == 1 and again.volume.fill_missing and again.volume.background_color == 3
+    assert again.volume.mip == 1 and again.volume.fill_missing
+    assert again.volume.background_color == 3
     whole = handle[1:12, 2:9, 7:17]  # missing chunks: what cloud-volume fills them with
     np.testing.assert_array_equal(again[...], np.asarray(whole)[..., 0].T)
     # A plain handle records the defaults it was opened with.
@@ -632,6 +644,7 @@ def test_a_cropped_cutout_is_a_runtime_error(layer):
     handle = CloudVolume(cloudpath, bounded=False, autocrop=True, fill_missing=True,
                          progress=False)
     src = CloudVolumeSource(handle, offset=(0, 5, 7), size=(6, 2, 2))
-    with pytest.raises(RuntimeError, match=r"returned \(3, 2, 2\) voxels .* instead of \(6, 2, 2\)"):
+    match = r"returned \(3, 2, 2\) voxels .* instead of \(6, 2, 2\)"
+    with pytest.raises(RuntimeError, match=match):
         src[...]
     assert src.to_spec().params["autocrop"] is True

@@ -37,7 +37,12 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import bioimage_py  # noqa: E402
 import bioimage_py.sources as sources  # noqa: E402
-from bioimage_py.sources import SourceSpec, WebKnossosSource, from_spec, open_webknossos  # noqa: E402
+from bioimage_py.sources import (  # noqa: E402
+    SourceSpec,
+    WebKnossosSource,
+    from_spec,
+    open_webknossos,
+)
 
 # webknossos recommends 32^3 or 64^3 chunks; small anisotropic ones keep the files tiny and show
 # the (x, y, z) -> (z, y, x) reversal of chunk shapes.
@@ -74,7 +79,11 @@ def add_layer(dataset: Any, name: str, dtype: str, *, category: str = wk.COLOR_C
     whole voxels of those mags; returns what was written per mag name."""
     layer = dataset.add_layer(name, category, dtype=dtype, data_format=data_format, **kwargs)
     written = {}
-    boxes = {"1": (OFFSET, SIZE), "2": ((4, 6, 6), (42, 30, 22)), "2-2-1": ((4, 6, 7), (42, 30, 20))}
+    boxes = {
+        "1": (OFFSET, SIZE),
+        "2": ((4, 6, 6), (42, 30, 22)),
+        "2-2-1": ((4, 6, 7), (42, 30, 20)),
+    }
     for i, (mag, (offset, size)) in enumerate(boxes.items()):
         factors = wk.Mag(mag).to_list()
         shape_xyz = tuple(n // f for n, f in zip(size, factors))
@@ -94,7 +103,8 @@ def dataset(tmp_path_factory) -> tuple[str, dict[str, dict[str, Written]]]:
     ds = wk.Dataset(path, voxel_size=(11, 11, 28))
     layers = {"color": add_layer(ds, "color", "uint16")}
     layers["segmentation"] = add_layer(
-        ds, "segmentation", "uint64", category=wk.SEGMENTATION_CATEGORY, largest_segment_id=9, seed=3
+        ds, "segmentation", "uint64", category=wk.SEGMENTATION_CATEGORY, largest_segment_id=9,
+        seed=3,
     )
     layers["color_zarr2"] = add_layer(ds, "color_zarr2", "uint8", data_format="zarr", shard=CHUNK,
                                       seed=6)
@@ -271,7 +281,8 @@ def test_views_beyond_the_data_read_zeros(dataset):
 def test_bad_offset_or_size(dataset, mag, offset, size, match):
     path = dataset[0]
     if match is None:
-        assert open_webknossos(path, layer_name="color", mag=mag, offset=offset, size=size).shape == (3, 2, 2)
+        src = open_webknossos(path, layer_name="color", mag=mag, offset=offset, size=size)
+        assert src.shape == (3, 2, 2)
         return
     with pytest.raises(ValueError, match=match) as info:
         open_webknossos(path, layer_name="color", mag=mag, offset=offset, size=size)
@@ -375,6 +386,9 @@ def test_unknown_mag_lists_the_mags(dataset):
 def test_missing_dataset_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no WebKnossos dataset folder at .*nowhere"):
         open_webknossos(tmp_path / "nowhere")
+    (tmp_path / "not_a_dataset").mkdir()
+    with pytest.raises(FileNotFoundError, match="not_a_dataset"):
+        open_webknossos(tmp_path / "not_a_dataset")
 
 
 def test_read_of_the_wrong_extent_is_a_runtime_error(dataset, monkeypatch):
@@ -519,7 +533,8 @@ def test_unreachable_server_fails_fast_and_names_the_dataset(args):
 
 
 def test_repr(dataset):
-    text = repr(open_webknossos(dataset[0], layer_name="color", mag=2, offset=(6, 8, 8), size=(2, 4, 6)))
+    src = open_webknossos(dataset[0], layer_name="color", mag=2, offset=(6, 8, 8), size=(2, 4, 6))
+    text = repr(src)
     for part in ("WebKnossosSource(", "layer='color'", "mag=2", "offset=[6, 8, 8]",
                  "size=[2, 4, 6]", "shape=(3, 2, 1)", "read-only"):
         assert part in text

@@ -25,7 +25,9 @@ from bioimage_py.util import contiguous_transpose
 
 __all__ = ["CloudVolumeSource", "open_cloudvolume"]
 
-_INSTALL_HINT = "reading neuroglancer-precomputed layers needs cloud-volume: pip install cloud-volume"
+_INSTALL_HINT = (
+    "reading neuroglancer-precomputed layers needs cloud-volume: pip install cloud-volume"
+)
 
 # For a handle passed in directly, mip, fill_missing, bounded, cache and non_aligned_writes are
 # always recorded (they decide what a reopened handle reads and writes); these further settings
@@ -62,7 +64,9 @@ def _xyz(value: Any, name: str, volume_name: str) -> tuple[int, int, int]:
     except (TypeError, ValueError):
         values, exact = (), False
     if len(values) != 3 or not exact:
-        raise ValueError(f"{name} must be three integers (x, y, z) for {volume_name}, got {value!r}")
+        raise ValueError(
+            f"{name} must be three integers (x, y, z) for {volume_name}, got {value!r}"
+        )
     return values  # type: ignore[return-value]
 
 

@@ -59,7 +59,9 @@ def _xyz(value: Any, name: str, where: str) -> tuple[int, int, int]:
     except (TypeError, ValueError):
         values, exact = (), False
     if len(values) != 3 or not exact:
-        raise ValueError(f"{name} must be three integers (x, y, z) for {where}, got {value!r}")
+        raise ValueError(
+            f"{name} must be three integers (x, y, z) for {where}, got {value!r}"
+        )
     return values  # type: ignore[return-value]
 
 
@@ -195,14 +197,18 @@ class WebKnossosSource(Source):
         bbox = layer.bounding_box
         axes = [axis for axis in getattr(bbox, "axes", ("x", "y", "z")) if axis != "c"]
         if sorted(axes) != ["x", "y", "z"]:
-            raise ValueError(f"WebKnossosSource reads 3D (x, y, z) layers only; {where} has axes {axes}")
+            raise ValueError(
+                f"WebKnossosSource reads 3D (x, y, z) layers only; {where} has axes {axes}"
+            )
 
         self._mag = wk.Mag(mag)
         self._mag_xyz = tuple(int(m) for m in self._mag.to_list())
         mag_view = layer.mags.get(self._mag)
         if mag_view is None:
             available = ", ".join(m.to_layer_name() for m in sorted(layer.mags)) or "none"
-            raise ValueError(f"{where} has no mag {self._mag.to_layer_name()}; its mags: {available}")
+            raise ValueError(
+                f"{where} has no mag {self._mag.to_layer_name()}; its mags: {available}"
+            )
         self._mag_view = mag_view
         where = f"{where} at mag {self._mag.to_layer_name()}"
 
@@ -230,8 +236,10 @@ class WebKnossosSource(Source):
         self._dtype = np.dtype(layer.dtype_per_channel if dtype is None else dtype)
         info = mag_view.info
         self._chunks = tuple(int(c) for c in reversed(info.chunk_shape.to_list()))
-        shard_shape = getattr(info, "shard_shape", None)
-        shards = None if shard_shape is None else tuple(int(c) for c in reversed(shard_shape.to_list()))
+        shard_shape = getattr(info, "shard_shape", None)  # absent in older webknossos versions
+        shards = None
+        if shard_shape is not None:
+            shards = tuple(int(c) for c in reversed(shard_shape.to_list()))
         self._shards = shards if shards != self._chunks else None
         self._static_shape = tuple(n // m for n, m in zip(reversed(self._size), reversed(mag_xyz)))
         self._where = where
