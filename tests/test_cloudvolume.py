@@ -240,6 +240,7 @@ def test_reads_are_fresh_c_contiguous_arrays(layer):
     src = open_cloudvolume(cloudpath)
     first = src[1:4, 2:9, 3:12]
     assert first.flags.c_contiguous and first.flags.writeable
+    assert not first.flags.owndata  # cloud-volume's Fortran (x, y, z) buffer reversed: no copy
     first[...] = 0  # the caller owns the result: the next read is unaffected
     np.testing.assert_array_equal(src[1:4, 2:9, 3:12], data[1:4, 2:9, 3:12])
 
@@ -648,3 +649,17 @@ def test_a_cropped_cutout_is_a_runtime_error(layer):
     with pytest.raises(RuntimeError, match=match):
         src[...]
     assert src.to_spec().params["autocrop"] is True
+
+
+def test_c_ordered_cutouts_are_transposed_in_rust(layer, monkeypatch):
+    """Should cloud-volume hand back a C-ordered cutout, the result is still a C-ordered copy."""
+    cloudpath, data = layer
+    src = open_cloudvolume(cloudpath)
+    handle_type = type(src.volume)
+    real_getitem = handle_type.__getitem__
+    monkeypatch.setattr(
+        handle_type, "__getitem__", lambda vol, key: np.ascontiguousarray(real_getitem(vol, key))
+    )
+    out = src[1:4, 2:9, 3:12]
+    assert out.flags.c_contiguous and out.flags.owndata
+    np.testing.assert_array_equal(out, data[1:4, 2:9, 3:12])

@@ -217,6 +217,7 @@ def test_reads_are_fresh_arrays(dataset):
     src = open_webknossos(path, layer_name="color")
     first = src[1:5, 2:9, 3:12]
     assert first.flags.c_contiguous and first.flags.writeable
+    assert not first.flags.owndata  # webknossos' Fortran (c, x, y, z) buffer reversed: no copy
     first[...] = 0
     np.testing.assert_array_equal(src[1:5, 2:9, 3:12], layers["color"]["1"].data[1:5, 2:9, 3:12])
 
@@ -538,3 +539,14 @@ def test_repr(dataset):
     for part in ("WebKnossosSource(", "layer='color'", "mag=2", "offset=[6, 8, 8]",
                  "size=[2, 4, 6]", "shape=(3, 2, 1)", "read-only"):
         assert part in text
+
+
+def test_c_ordered_reads_are_transposed_in_rust(dataset, monkeypatch):
+    """Should webknossos hand back a C-ordered buffer, the result is still a C-ordered copy."""
+    path, layers = dataset
+    src = open_webknossos(path, layer_name="color")
+    real_read = src.mag_view.read
+    monkeypatch.setattr(src.mag_view, "read", lambda **kw: np.ascontiguousarray(real_read(**kw)))
+    out = src[1:5, 2:9, 3:12]
+    assert out.flags.c_contiguous and out.flags.owndata
+    np.testing.assert_array_equal(out, layers["color"]["1"].data[1:5, 2:9, 3:12])
