@@ -489,7 +489,8 @@ fn fill_values_must_fit_the_dtype() {
     assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Int(256))).is_err());
     assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Float(0.5))).is_err());
     let array = Hdf5Array::create(&path, "x", &options(FillScalar::Float(255.0))).unwrap();
-    assert_eq!(read_fast(&array, &[0..3]), [255, 255, 255]);
+    let whole: [Range<u64>; 1] = [0..3];
+    assert_eq!(read_fast(&array, &whole), [255, 255, 255]);
 }
 
 #[test]
