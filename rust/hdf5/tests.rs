@@ -489,8 +489,11 @@ fn fill_values_must_fit_the_dtype() {
     assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Int(256))).is_err());
     assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Float(0.5))).is_err());
     let array = Hdf5Array::create(&path, "x", &options(FillScalar::Float(255.0))).unwrap();
-    let whole: [Range<u64>; 1] = [0..3];
-    assert_eq!(read_fast(&array, &whole), [255, 255, 255]);
+    let whole = 0..3u64;
+    assert_eq!(
+        read_fast(&array, std::slice::from_ref(&whole)),
+        [255, 255, 255]
+    );
 }
 
 #[test]
