@@ -137,6 +137,8 @@ CONVERTERS: dict[str, Converter] = {
     "zarr-python/z5py": zarr_python_z5py,
 }
 OURS = ("ours (threads)", "ours (processes)")
+# Their workers are children of the fork server, not of this process: os.times() misses them.
+FORKSERVER_WORKERS = ("ours (processes)",)
 
 
 def read_back(dst: str, out_fmt: str) -> np.ndarray:
@@ -166,6 +168,8 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
     volumes.write_n5_gzip(container(root, "n5", "input"), KEY, volume, CHUNKS)
     names = [n for n in CONVERTERS if args.only is None or n in args.only.split(",")]
     times: dict[str, dict[str, float]] = {f"{a}->{b}": {} for a, b in CONVERSIONS}
+    cpu: dict[str, dict[str, float]] = {f"{a}->{b}": {} for a, b in CONVERSIONS}
+    load_before = os.getloadavg()[0]
     for repetition in range(args.repeat):
         for src_fmt, out_fmt in CONVERSIONS:
             row = times[f"{src_fmt}->{out_fmt}"]
@@ -173,16 +177,29 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
                 src = container(root, src_fmt, "input")
                 dst = container(root, out_fmt, f"out_{len(row)}")
                 shutil.rmtree(dst, ignore_errors=True)
-                started = time.perf_counter()
+                before, started = os.times(), time.perf_counter()
                 CONVERTERS[name](src, src_fmt, dst, args.workers, shape, dtype)
-                seconds = time.perf_counter() - started
+                seconds, after = time.perf_counter() - started, os.times()
+                if name not in FORKSERVER_WORKERS:
+                    cpu_row = cpu[f"{src_fmt}->{out_fmt}"]
+                    cpu_row[name] = min(cpu_seconds(before, after),
+                                        cpu_row.get(name, float("inf")))
                 if repetition == 0 and not np.array_equal(read_back(dst, out_fmt), volume):
                     raise AssertionError(f"{name} converted {src_fmt} -> {out_fmt} wrongly")
                 shutil.rmtree(dst, ignore_errors=True)
                 row[name] = min(seconds, row.get(name, float("inf")))
-                log(f"  rep {repetition + 1} {src_fmt} -> {out_fmt} {name}: {seconds:.3f} s")
+                log(f"  rep {repetition + 1} {src_fmt} -> {out_fmt} {name}: {seconds:.3f} s "
+                    f"(cpu {cpu_seconds(before, after):.3f} s)")
     return {"size": size, "workers": args.workers, "repeat": args.repeat,
-            "mib": volume.nbytes / 2**20, "times": times, "environment": harness.environment()}
+            "mib": volume.nbytes / 2**20, "times": times, "cpu": cpu,
+            "load": [load_before, os.getloadavg()[0]], "environment": harness.environment()}
+
+
+def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
+    """CPU time between two ``os.times()``: this process's threads and its reaped children. Unlike wall time it hardly depends on
+    what else the machine runs, so it tells the work apart from the waiting on a busy machine."""
+    return sum(getattr(after, f) - getattr(before, f)
+               for f in ("user", "system", "children_user", "children_system"))
 
 
 def report(results: dict[str, Any]) -> str:
@@ -198,6 +215,8 @@ def report(results: dict[str, Any]) -> str:
         for name in names:
             seconds = row.get(name)
             cell = harness.fmt_seconds(seconds) + " s" if seconds is not None else "n/a"
+            if name in results.get("cpu", {}).get(conversion, {}):
+                cell += f" / cpu {harness.fmt_seconds(results['cpu'][conversion][name])} s"
             if seconds is not None and ours_best is not None and name not in OURS:
                 cell += f" ({harness.fmt_ratio(seconds / ours_best)})"
             cells.append(cell)
@@ -205,7 +224,10 @@ def report(results: dict[str, Any]) -> str:
         rows.append([*cells, harness.fmt_ratio(ratio), met])
     title = (f"## bench_convert: {results['size']}^3 uint16 ({results['mib']:.0f} MiB), chunks "
              f"64^3, {results['workers']} workers, best of {results['repeat']}\n\n"
-             "Seconds; in brackets: that peer's time / our best time (> 1: we are faster).\n")
+             "Wall seconds / CPU seconds (best of each); in brackets: that peer's wall time / "
+             "our best wall time (> 1: we are faster). Load average before and after: "
+             f"{results['load'][0]:.1f}, {results['load'][1]:.1f} on {os.cpu_count()} cores "
+             "(provisional when above the number of cores).\n")
     return title + "\n" + harness.markdown_table(headers, rows)
 
 
