@@ -196,8 +196,10 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
 
 
 def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
-    """CPU time between two ``os.times()``: this process's threads and its reaped children. Unlike wall time it hardly depends on
-    what else the machine runs, so it tells the work apart from the waiting on a busy machine."""
+    """CPU time between two ``os.times()``: this process's threads and its reaped children.
+
+    Unlike wall time it hardly depends on what else the machine runs, so it tells the work apart
+    from the waiting on a busy machine."""
     return sum(getattr(after, f) - getattr(before, f)
                for f in ("user", "system", "children_user", "children_system"))
 
