@@ -158,3 +158,16 @@ def test_console_script_entry_point_is_cli_main():
     scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
     assert scripts["bioimage-py"] == "bioimage_py.cli:main"
     assert os.path.exists(Path(cli.__file__).with_name("__main__.py"))
+
+
+def test_failed_blocks_are_one_line(tmp_path, capsys):
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(8, 8, 8), chunks=(4, 4, 4), dtype="uint8")
+    chunk = tmp_path / "a.zarr" / "c" / "1" / "0" / "1"
+    chunk.parent.mkdir(parents=True)
+    chunk.write_bytes(b"not zstd")  # a corrupt chunk: its block fails
+    assert cli.main(["convert", str(tmp_path / "a.zarr"), str(tmp_path / "b.n5"),
+                     "--workers", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    # Blocks 5 (the corrupt chunk), 6 and 7: a run stops at its first failure.
+    assert err.startswith("bioimage-py: error: 3 blocks were not converted; the first error: ")
+    assert "\n" not in err and "chunk [1, 0, 1]" in err and "corrupt" in err

@@ -315,5 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         if isinstance(err, KeyError):
             message = f"not found: {message}"
+        elif isinstance(err, BlockFailure):  # the rerun hint is for copy's callers, not ours
+            first = " ".join(str(err.error).split())
+            message = (f"{len(err.block_ids)} blocks were not converted; the first error: "
+                       f"{type(err.error).__name__}: {first}")
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
