@@ -80,7 +80,10 @@ def copy(
             ``num_workers < 1``; with worker processes, sources that cannot be reopened
             (numpy arrays).
         TypeError: a read-only output.
-        BlockFailure: some blocks failed; ``.block_ids`` lists those not completed.
+        BlockFailure: a block failed or a worker died. The run stops starting new blocks at
+            the first failure; ``.block_ids`` lists every block not completed (failed, not
+            started, or lost with a worker), and ``copy(..., block_ids=err.block_ids)`` with
+            the same arguments finishes the output.
     """
     if job_type not in JOB_TYPES:
         raise ValueError(f"unknown job_type {job_type!r}; expected one of {list(JOB_TYPES)}")
