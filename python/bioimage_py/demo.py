@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bioimage_py_demo_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    shape, chunks = (args.shape,) * 3, (64,) * 3
+    shape = (args.shape,) * 3
+    chunks = tuple(min(64, n) for n in shape)  # HDF5 refuses chunks larger than the array
     started = time.perf_counter()
     volume = synthetic_volume(shape)
     mib = volume.nbytes / 2**20
