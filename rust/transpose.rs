@@ -28,6 +28,8 @@ use crate::thread_pool::thread_pool;
 pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// Output bytes per parallel task: large enough to amortize scheduling, small enough to balance.
 const TASK_BYTES: usize = 256 << 10;
+/// Bytes of a tile of items of other sizes than 1, 2, 4, 8 and 16.
+const TILE_BYTES: usize = 64 << 10;
 /// Output bytes of one run along an axis that is fastest in both input and output.
 const RUN_BYTES: usize = 64 << 10;
 
@@ -168,15 +170,119 @@ pub fn transpose_into(src: &StridedBytes<'_>, axes: &[usize], dst: &mut [u8]) ->
     Ok(())
 }
 
-/// How one element moves. Both pointers may be unaligned (numpy allows unaligned views).
+/// How elements move. Pointers may be unaligned (numpy allows unaligned views).
 trait Item: Copy + Send + Sync {
     fn size(self) -> usize;
+
+    /// Copies one element.
+    ///
     /// # Safety
     /// `src` must be readable and `dst` writable for `self.size()` bytes.
     unsafe fn copy(self, src: *const u8, dst: *mut u8);
+
+    /// The side of the square blocks `transpose_micro` transposes in registers; 0 for none.
+    fn micro_side(self) -> usize {
+        0
+    }
+
+    /// Transposes one `micro_side()` square block: row `r` at `a + r * a_pitch` becomes
+    /// column `r` at `b` (rows `b_pitch` bytes apart).
+    ///
+    /// # Safety
+    /// Both blocks must lie in readable (`a`) and writable (`b`) memory and not overlap.
+    unsafe fn transpose_micro(self, a: *const u8, a_pitch: usize, b: *mut u8, b_pitch: usize) {
+        let side = self.micro_side();
+        // SAFETY: forwarded from the caller.
+        unsafe { transpose_scalar(self, a, a_pitch, b, b_pitch, 0..side, 0..side) }
+    }
 }
 
-/// Elements of a size a primitive has: one load and one store each.
+/// Transposes the `rows` x `cols` block at `a` (rows `a_pitch` bytes apart) into the `cols` x
+/// `rows` block at `b` (rows `b_pitch` bytes apart), in L1-sized blocks of register-sized
+/// micro blocks.
+///
+/// # Safety
+/// `a` must be readable and `b` writable for their blocks; they must not overlap.
+#[inline]
+unsafe fn transpose_tile<I: Item>(
+    item: I,
+    a: *const u8,
+    a_pitch: usize,
+    b: *mut u8,
+    b_pitch: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let size = item.size();
+    let micro = item.micro_side();
+    // 64 x 64 bytes or 32 x 32 larger items: both blocks fit in L1 together.
+    let block = if size <= 2 { 64 } else { 32 };
+    for row_start in (0..rows).step_by(block) {
+        let row_end = (row_start + block).min(rows);
+        for col_start in (0..cols).step_by(block) {
+            let col_end = (col_start + block).min(cols);
+            if micro == 0 {
+                // SAFETY: the ranges lie inside the blocks (caller's guarantee).
+                unsafe {
+                    let (row_range, col_range) = (row_start..row_end, col_start..col_end);
+                    transpose_scalar(item, a, a_pitch, b, b_pitch, row_range, col_range);
+                }
+                continue;
+            }
+            let full_row_end = row_start + (row_end - row_start) / micro * micro;
+            let full_col_end = col_start + (col_end - col_start) / micro * micro;
+            for row in (row_start..full_row_end).step_by(micro) {
+                for col in (col_start..full_col_end).step_by(micro) {
+                    // SAFETY: the micro block at (row, col) lies inside both blocks.
+                    unsafe {
+                        let from = a.add(row * a_pitch + col * size);
+                        let to = b.add(col * b_pitch + row * size);
+                        item.transpose_micro(from, a_pitch, to, b_pitch);
+                    }
+                }
+            }
+            // SAFETY: the ragged edges lie inside both blocks.
+            unsafe {
+                let (rows_done, cols_left) = (row_start..full_row_end, full_col_end..col_end);
+                transpose_scalar(item, a, a_pitch, b, b_pitch, rows_done, cols_left);
+                let (rows_left, all_cols) = (full_row_end..row_end, col_start..col_end);
+                transpose_scalar(item, a, a_pitch, b, b_pitch, rows_left, all_cols);
+            }
+        }
+    }
+}
+
+/// The element-by-element transpose of the part `row_range` x `col_range` of the block at `a`
+/// (rows `a_pitch` bytes apart) into the block at `b` (rows `b_pitch` bytes apart).
+///
+/// # Safety
+/// As `transpose_tile`; the ranges lie inside the blocks.
+#[inline(always)]
+unsafe fn transpose_scalar<I: Item>(
+    item: I,
+    a: *const u8,
+    a_pitch: usize,
+    b: *mut u8,
+    b_pitch: usize,
+    row_range: std::ops::Range<usize>,
+    col_range: std::ops::Range<usize>,
+) {
+    let size = item.size();
+    for row in row_range {
+        for col in col_range.clone() {
+            // SAFETY: (row, col) lies inside both blocks (caller's guarantee).
+            unsafe {
+                item.copy(
+                    a.add(row * a_pitch + col * size),
+                    b.add(col * b_pitch + row * size),
+                )
+            };
+        }
+    }
+}
+
+/// Elements of a size a primitive has: one load and one store each, and SSE2 micro blocks
+/// for 1- to 8-byte items on x86_64.
 #[derive(Clone, Copy)]
 struct Fixed<T>(std::marker::PhantomData<T>);
 
@@ -195,6 +301,32 @@ impl<T: Copy + Send + Sync> Item for Fixed<T> {
         // SAFETY: the caller guarantees both ranges; unaligned accesses need no alignment.
         unsafe { ptr::write_unaligned(dst.cast::<T>(), ptr::read_unaligned(src.cast::<T>())) }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn micro_side(self) -> usize {
+        // 16 bytes (one SSE2 register) per row.
+        match size_of::<T>() {
+            size @ (1 | 2 | 4 | 8) => 16 / size,
+            _ => 0,
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn transpose_micro(self, a: *const u8, a_pitch: usize, b: *mut u8, b_pitch: usize) {
+        // The match is on a constant and disappears after monomorphization.
+        // SAFETY: forwarded from the caller; SSE2 is part of x86_64.
+        unsafe {
+            match size_of::<T>() {
+                1 => simd::transpose_16x16_u8(a, a_pitch, b, b_pitch),
+                2 => simd::transpose_8x8_u16(a, a_pitch, b, b_pitch),
+                4 => simd::transpose_4x4_u32(a, a_pitch, b, b_pitch),
+                8 => simd::transpose_2x2_u64(a, a_pitch, b, b_pitch),
+                _ => transpose_scalar(self, a, a_pitch, b, b_pitch, 0..1, 0..1),
+            }
+        }
+    }
 }
 
 /// Elements of any other size (e.g. 3-byte strings, 12-byte long doubles): a memcpy each.
@@ -209,6 +341,162 @@ impl Item for Bytes {
     unsafe fn copy(self, src: *const u8, dst: *mut u8) {
         // SAFETY: the caller guarantees both ranges; input and output never overlap.
         unsafe { ptr::copy_nonoverlapping(src, dst, self.0) }
+    }
+}
+
+/// SSE2 (always present on x86_64) transposes of register-sized blocks by rounds of unpacks:
+/// each round interleaves pairs of vectors at twice the previous width.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi16, _mm_unpackhi_epi32,
+        _mm_unpackhi_epi64, _mm_unpackhi_epi8, _mm_unpacklo_epi16, _mm_unpacklo_epi32,
+        _mm_unpacklo_epi64, _mm_unpacklo_epi8,
+    };
+
+    /// Transposes a 16 x 16 block of bytes: row `r` of `src` (16 bytes at `src + r * src_row`)
+    /// becomes column `r` of `dst` (rows `dst_row` bytes apart).
+    ///
+    /// # Safety
+    /// 16 rows of 16 bytes must be readable at `src` and writable at `dst`.
+    #[inline(always)]
+    pub(super) unsafe fn transpose_16x16_u8(
+        src: *const u8,
+        src_row: usize,
+        dst: *mut u8,
+        dst_row: usize,
+    ) {
+        // SAFETY: the caller guarantees the 16 rows; SSE2 is part of x86_64; unaligned
+        // loads and stores.
+        unsafe {
+            let r: [__m128i; 16] =
+                std::array::from_fn(|i| _mm_loadu_si128(src.add(i * src_row).cast()));
+            // Round 1: byte pairs of rows (2k, 2k+1): lo holds columns 0..8, hi 8..16.
+            let lo1: [__m128i; 8] =
+                std::array::from_fn(|k| _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]));
+            let hi1: [__m128i; 8] =
+                std::array::from_fn(|k| _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]));
+            // Round 2: 4-row groups m; q2[m][q] holds columns 4q..4q+4.
+            let q2: [[__m128i; 4]; 4] = std::array::from_fn(|m| {
+                [
+                    _mm_unpacklo_epi16(lo1[2 * m], lo1[2 * m + 1]),
+                    _mm_unpackhi_epi16(lo1[2 * m], lo1[2 * m + 1]),
+                    _mm_unpacklo_epi16(hi1[2 * m], hi1[2 * m + 1]),
+                    _mm_unpackhi_epi16(hi1[2 * m], hi1[2 * m + 1]),
+                ]
+            });
+            // Round 3: 8-row groups o; e3[o][p] holds columns 2p and 2p+1.
+            let e3: [[__m128i; 8]; 2] = std::array::from_fn(|o| {
+                std::array::from_fn(|p| {
+                    let (a, b) = (q2[2 * o][p / 2], q2[2 * o + 1][p / 2]);
+                    if p % 2 == 0 {
+                        _mm_unpacklo_epi32(a, b)
+                    } else {
+                        _mm_unpackhi_epi32(a, b)
+                    }
+                })
+            });
+            // Round 4: whole columns.
+            for (p, (&a, &b)) in e3[0].iter().zip(&e3[1]).enumerate() {
+                _mm_storeu_si128(dst.add(2 * p * dst_row).cast(), _mm_unpacklo_epi64(a, b));
+                _mm_storeu_si128(
+                    dst.add((2 * p + 1) * dst_row).cast(),
+                    _mm_unpackhi_epi64(a, b),
+                );
+            }
+        }
+    }
+
+    /// Transposes a 4 x 4 block of 4-byte items; strides in bytes, as `transpose_16x16_u8`.
+    ///
+    /// # Safety
+    /// 4 rows of 16 bytes must be readable at `src` and writable at `dst`.
+    #[inline(always)]
+    pub(super) unsafe fn transpose_4x4_u32(
+        src: *const u8,
+        src_row: usize,
+        dst: *mut u8,
+        dst_row: usize,
+    ) {
+        // SAFETY: as in `transpose_16x16_u8`.
+        unsafe {
+            let r: [__m128i; 4] =
+                std::array::from_fn(|i| _mm_loadu_si128(src.add(i * src_row).cast()));
+            let (lo01, hi01) = (
+                _mm_unpacklo_epi32(r[0], r[1]),
+                _mm_unpackhi_epi32(r[0], r[1]),
+            );
+            let (lo23, hi23) = (
+                _mm_unpacklo_epi32(r[2], r[3]),
+                _mm_unpackhi_epi32(r[2], r[3]),
+            );
+            _mm_storeu_si128(dst.cast(), _mm_unpacklo_epi64(lo01, lo23));
+            _mm_storeu_si128(dst.add(dst_row).cast(), _mm_unpackhi_epi64(lo01, lo23));
+            _mm_storeu_si128(dst.add(2 * dst_row).cast(), _mm_unpacklo_epi64(hi01, hi23));
+            _mm_storeu_si128(dst.add(3 * dst_row).cast(), _mm_unpackhi_epi64(hi01, hi23));
+        }
+    }
+
+    /// Transposes a 2 x 2 block of 8-byte items; strides in bytes, as `transpose_16x16_u8`.
+    ///
+    /// # Safety
+    /// 2 rows of 16 bytes must be readable at `src` and writable at `dst`.
+    #[inline(always)]
+    pub(super) unsafe fn transpose_2x2_u64(
+        src: *const u8,
+        src_row: usize,
+        dst: *mut u8,
+        dst_row: usize,
+    ) {
+        // SAFETY: as in `transpose_16x16_u8`.
+        unsafe {
+            let (r0, r1) = (
+                _mm_loadu_si128(src.cast()),
+                _mm_loadu_si128(src.add(src_row).cast()),
+            );
+            _mm_storeu_si128(dst.cast(), _mm_unpacklo_epi64(r0, r1));
+            _mm_storeu_si128(dst.add(dst_row).cast(), _mm_unpackhi_epi64(r0, r1));
+        }
+    }
+
+    /// Transposes an 8 x 8 block of 2-byte items; strides in bytes, as `transpose_16x16_u8`.
+    ///
+    /// # Safety
+    /// 8 rows of 16 bytes must be readable at `src` and writable at `dst`.
+    #[inline(always)]
+    pub(super) unsafe fn transpose_8x8_u16(
+        src: *const u8,
+        src_row: usize,
+        dst: *mut u8,
+        dst_row: usize,
+    ) {
+        // SAFETY: as in `transpose_16x16_u8`.
+        unsafe {
+            let r: [__m128i; 8] =
+                std::array::from_fn(|i| _mm_loadu_si128(src.add(i * src_row).cast()));
+            // Round 1: pairs of rows (2k, 2k+1): lo holds columns 0..4, hi 4..8.
+            let lo1: [__m128i; 4] =
+                std::array::from_fn(|k| _mm_unpacklo_epi16(r[2 * k], r[2 * k + 1]));
+            let hi1: [__m128i; 4] =
+                std::array::from_fn(|k| _mm_unpackhi_epi16(r[2 * k], r[2 * k + 1]));
+            // Round 2: 4-row groups m; q2[m][p] holds columns 2p and 2p+1.
+            let q2: [[__m128i; 4]; 2] = std::array::from_fn(|m| {
+                [
+                    _mm_unpacklo_epi32(lo1[2 * m], lo1[2 * m + 1]),
+                    _mm_unpackhi_epi32(lo1[2 * m], lo1[2 * m + 1]),
+                    _mm_unpacklo_epi32(hi1[2 * m], hi1[2 * m + 1]),
+                    _mm_unpackhi_epi32(hi1[2 * m], hi1[2 * m + 1]),
+                ]
+            });
+            // Round 3: whole columns.
+            for (p, (&a, &b)) in q2[0].iter().zip(&q2[1]).enumerate() {
+                _mm_storeu_si128(dst.add(2 * p * dst_row).cast(), _mm_unpacklo_epi64(a, b));
+                _mm_storeu_si128(
+                    dst.add((2 * p + 1) * dst_row).cast(),
+                    _mm_unpackhi_epi64(a, b),
+                );
+            }
+        }
     }
 }
 
@@ -271,12 +559,15 @@ impl Plan {
         let (tile_fast, tile_last) = if fast == last {
             (1, shape[last].min((RUN_BYTES / item_size).max(1)))
         } else {
-            // Square tiles whose rows are at least a cache line; a short fast axis gets a longer
-            // last axis so that a tile still moves enough bytes.
+            // Square tiles of 32 to 128 KiB (sides measured on 256^3 volumes): rows of 256
+            // bytes or more are read and written as bursts of whole cache lines, and both
+            // scratch copies of a tile fit in L2. A short fast axis gets a longer last axis, so
+            // that a tile still moves as many bytes.
             let side = match item_size {
-                1 | 2 => 64,
-                4 | 8 => 32,
-                _ => 16,
+                1 => 256,
+                2 | 4 | 8 => 128,
+                16 => 64,
+                _ => (TILE_BYTES / item_size).isqrt().clamp(1, 64),
             };
             let tile_fast = shape[fast].min(side);
             (
@@ -313,23 +604,37 @@ impl Plan {
         let tasks = self.units.div_ceil(units_per_task);
         let pool = thread_pool();
         if total_bytes < PARALLEL_MIN_BYTES || tasks < 2 || pool.current_num_threads() < 2 {
+            let mut scratch = self.scratch();
             for unit in 0..self.units {
                 // SAFETY: `run`'s caller guarantees the layout (see `transpose_into`).
-                unsafe { self.copy_unit(item, unit, src, dst) };
+                unsafe { self.copy_unit(item, unit, src, dst, &mut scratch) };
             }
             return;
         }
         let (src, dst) = (Shared(src), Shared(dst));
         pool.install(|| {
             (0..tasks).into_par_iter().for_each(|task| {
+                let mut scratch = self.scratch();
                 let end = ((task + 1) * units_per_task).min(self.units);
                 for unit in task * units_per_task..end {
                     // SAFETY: as above; units write disjoint output elements, so tasks never
                     // write the same byte.
-                    unsafe { self.copy_unit(item, unit, src.get(), dst.get()) };
+                    unsafe { self.copy_unit(item, unit, src.get(), dst.get(), &mut scratch) };
                 }
             });
         });
+    }
+
+    /// Buffers for one tile in each orientation (none for runs).
+    fn scratch(&self) -> [Vec<u8>; 2] {
+        if self.fast == self.shape.len() - 1 {
+            return [Vec::new(), Vec::new()];
+        }
+        let (in_pitch, out_pitch) = self.pitches();
+        [
+            vec![0; self.tile_last * in_pitch],
+            vec![0; self.tile_fast * out_pitch],
+        ]
     }
 
     /// Copies unit number `unit` (C order over `grid`).
@@ -338,7 +643,14 @@ impl Plan {
     /// Every element of the planned layout must be readable from `src` (element 0) and the
     /// whole C-order output writable at `dst`.
     #[inline]
-    unsafe fn copy_unit<I: Item>(&self, item: I, unit: usize, src: *const u8, dst: *mut u8) {
+    unsafe fn copy_unit<I: Item>(
+        &self,
+        item: I,
+        unit: usize,
+        src: *const u8,
+        dst: *mut u8,
+        [tile_in, tile_out]: &mut [Vec<u8>; 2],
+    ) {
         let last = self.shape.len() - 1;
         let (mut rest, mut src_offset, mut dst_offset) = (unit, 0isize, 0usize);
         let (mut len_fast, mut len_last) = (1, 1);
@@ -375,17 +687,67 @@ impl Plan {
             }
             return;
         }
+        // A tile goes through scratch buffers, so that each input and output row (at strides
+        // that are often powers of two, which map to the same cache sets) is touched once, in
+        // one go: the tile is gathered transposed into `tile_out` (len_fast x len_last) — for
+        // 1- and 2-byte items by copying the input rows into `tile_in` (len_last x len_fast)
+        // and transposing that with SIMD — and the rows of `tile_out` are then written out.
         let src_fast = self.src_strides[self.fast];
         let dst_fast = self.dst_strides[self.fast];
-        for i in 0..len_fast {
-            // SAFETY: row i of the tile, inside the layout.
-            let (src_row, dst_row) =
-                unsafe { (src.offset(i as isize * src_fast), dst.add(i * dst_fast)) };
+        let (tile_in, tile_out) = (tile_in.as_mut_ptr(), tile_out.as_mut_ptr());
+        let (in_row, out_row) = (len_fast * size, len_last * size);
+        let (in_pitch, out_pitch) = self.pitches();
+        if item.micro_side() > 0 && src_fast == size as isize {
             for j in 0..len_last {
-                // SAFETY: element (i, j) of the tile, inside the layout.
-                unsafe { item.copy(src_row.offset(j as isize * src_last), dst_row.add(j * size)) };
+                // SAFETY: input row j of the tile lies inside the layout and is contiguous;
+                // `tile_in` holds `len_last` rows `in_pitch` apart (sized for a full tile).
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        src.offset(j as isize * src_last),
+                        tile_in.add(j * in_pitch),
+                        in_row,
+                    );
+                }
+            }
+            // SAFETY: both scratch buffers hold the tile, in their orientations.
+            unsafe {
+                transpose_tile(
+                    item, tile_in, in_pitch, tile_out, out_pitch, len_last, len_fast,
+                )
+            };
+        } else {
+            for j in 0..len_last {
+                // SAFETY: input row j of the tile lies inside the layout; column j of
+                // `tile_out` (len_fast rows `out_pitch` apart) lies inside the scratch.
+                unsafe {
+                    let (from, to) = (src.offset(j as isize * src_last), tile_out.add(j * size));
+                    for i in 0..len_fast {
+                        item.copy(from.offset(i as isize * src_fast), to.add(i * out_pitch));
+                    }
+                }
             }
         }
+        for i in 0..len_fast {
+            // SAFETY: output row i of the tile lies inside the output; `tile_out` holds it.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    tile_out.add(i * out_pitch),
+                    dst.add(i * dst_fast),
+                    out_row,
+                )
+            };
+        }
+    }
+
+    /// Row pitches in bytes of the two scratch buffers (`tile_in`, `tile_out`): a tile row,
+    /// plus a cache line when rows are a multiple of 256 bytes, so that the rows of an L1 block
+    /// spread over the cache sets instead of competing for a few.
+    fn pitches(&self) -> (usize, usize) {
+        let pitch = |row: usize| if row % 256 == 0 { row + 64 } else { row };
+        (
+            pitch(self.tile_fast * self.item_size),
+            pitch(self.tile_last * self.item_size),
+        )
     }
 }
 
@@ -487,7 +849,18 @@ mod tests {
 
     #[test]
     fn every_permutation_and_item_size_of_c_arrays() {
-        let shapes: [&[usize]; 4] = [&[5, 70], &[3, 66, 9], &[2, 3, 4, 5], &[1, 65, 1, 7]];
+        // Below, at and beyond the SIMD micro blocks (16 bytes a side), the L1 blocks (32 or
+        // 64 items) and the tiles (64 to 256 items), with ragged edges.
+        let shapes: [&[usize]; 8] = [
+            &[5, 70],
+            &[16, 16],
+            &[37, 83],
+            &[48, 128],
+            &[300, 270],
+            &[3, 66, 9],
+            &[2, 3, 4, 5],
+            &[1, 65, 1, 7],
+        ];
         for shape in shapes {
             for item_size in [1, 2, 3, 4, 8, 16] {
                 let strides = c_strides(shape, item_size);
