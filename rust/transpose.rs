@@ -8,8 +8,9 @@
 //!
 //! The copy first simplifies the layout (drops length-1 axes, merges neighbours that are
 //! contiguous with each other in both input and output), then walks the output in units:
-//! - a tile of the input's fastest axis by the output's fastest (last) axis, so that both the
-//!   reads and the writes of a tile stay in cache, or,
+//! - a tile of the input's fastest axis by the output's fastest (last) axis: its input rows are
+//!   read and its output rows written in one go each, through two scratch buffers, and the
+//!   transposition between them runs in L1-sized blocks of SSE2 register blocks; or,
 //! - when one axis is the fastest of both, a run along it (a memcpy when it is contiguous).
 //!
 //! Units write disjoint parts of the output, so large copies split them into tasks on the
@@ -689,9 +690,10 @@ impl Plan {
         }
         // A tile goes through scratch buffers, so that each input and output row (at strides
         // that are often powers of two, which map to the same cache sets) is touched once, in
-        // one go: the tile is gathered transposed into `tile_out` (len_fast x len_last) — for
-        // 1- and 2-byte items by copying the input rows into `tile_in` (len_last x len_fast)
-        // and transposing that with SIMD — and the rows of `tile_out` are then written out.
+        // one go: the tile is gathered transposed into `tile_out` (len_fast x len_last) — by
+        // copying contiguous input rows into `tile_in` (len_last x len_fast) and transposing
+        // that in blocks where a SIMD kernel exists, else element by element — and the rows of
+        // `tile_out` are then written out.
         let src_fast = self.src_strides[self.fast];
         let dst_fast = self.dst_strides[self.fast];
         let (tile_in, tile_out) = (tile_in.as_mut_ptr(), tile_out.as_mut_ptr());
