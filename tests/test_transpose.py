@@ -203,6 +203,12 @@ def test_non_integer_axes_raise_type_error(axes: Any) -> None:
         contiguous_transpose(np.zeros((2, 3)), axes)
 
 
+@pytest.mark.parametrize("axes", [0, np.array(0), 1.5])
+def test_axes_that_are_not_a_sequence_raise_type_error(axes: Any) -> None:
+    with pytest.raises(TypeError, match="axes must be a sequence of integers"):
+        contiguous_transpose(np.zeros(3), axes)
+
+
 def test_zero_dimensional_axes_are_validated() -> None:
     with pytest.raises(ValueError, match="don't match an array of dimension 0"):
         contiguous_transpose(np.array(1), (0,))

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bioimage_py import _core
+
 
 class BlockLike(Protocol):
     """Anything with ``begin`` and ``end`` coordinate sequences, e.g. a ``Block``."""
@@ -62,14 +64,16 @@ def contiguous_transpose(array: Any, axes: Sequence[int] | None) -> np.ndarray:
 
     Raises:
         ValueError: ``axes`` is not a permutation of ``range(array.ndim)``; the message names it.
-        TypeError: an entry of ``axes`` is not an integer.
+        TypeError: ``axes`` is not a sequence of integers.
     """
-    from bioimage_py import _core
-
     array = np.asarray(array)
     if axes is None:
         axes = range(array.ndim - 1, -1, -1)
-    axes = [_axis(axis) for axis in axes]
+    try:
+        entries = iter(axes)
+    except TypeError:
+        raise TypeError(f"axes must be a sequence of integers, got {axes!r}") from None
+    axes = [_axis(axis) for axis in entries]
     if array.dtype.hasobject:
         # Object items are references that must be counted: numpy copies them properly.
         normalized = _core.normalize_axes(axes, array.ndim)
