@@ -31,6 +31,10 @@ pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 const TASK_BYTES: usize = 256 << 10;
 /// Bytes of a tile of items of other sizes than 1, 2, 4, 8 and 16.
 const TILE_BYTES: usize = 64 << 10;
+/// Tiles whose input rows are shorter than this (a cache line) are copied without scratch.
+const SHORT_ROW_BYTES: usize = 64;
+/// Bound of the input lines such a tile touches, in bytes.
+const SHORT_TILE_FOOTPRINT: usize = 256 << 10;
 /// Output bytes of one run along an axis that is fastest in both input and output.
 const RUN_BYTES: usize = 64 << 10;
 
@@ -571,10 +575,14 @@ impl Plan {
                 _ => (TILE_BYTES / item_size).isqrt().clamp(1, 64),
             };
             let tile_fast = shape[fast].min(side);
-            (
-                tile_fast,
-                shape[last].min((side * side / tile_fast).max(side)),
-            )
+            let mut tile_last = shape[last].min((side * side / tile_fast).max(side));
+            if tile_fast * item_size < SHORT_ROW_BYTES {
+                // Short input rows are read once per output row (see `copy_unit`): keep the
+                // input lines a tile touches in L2 meanwhile.
+                let line_bytes = src_strides[last].unsigned_abs().clamp(1, 64);
+                tile_last = tile_last.min((SHORT_TILE_FOOTPRINT / line_bytes).max(side));
+            }
+            (tile_fast, tile_last)
         };
         let grid: Vec<usize> = (0..ndim)
             .map(|axis| match axis {
@@ -688,14 +696,29 @@ impl Plan {
             }
             return;
         }
+        let src_fast = self.src_strides[self.fast];
+        let dst_fast = self.dst_strides[self.fast];
+        if len_fast * size < SHORT_ROW_BYTES {
+            // Input rows shorter than a cache line (e.g. de-interleaving channels): each output
+            // row is written in order straight from the input, whose few lines per row are
+            // re-read from cache for the next output row.
+            for i in 0..len_fast {
+                // SAFETY: row i of the tile, in the layout and in the output.
+                let (from, to) =
+                    unsafe { (src.offset(i as isize * src_fast), dst.add(i * dst_fast)) };
+                for j in 0..len_last {
+                    // SAFETY: element (i, j) of the tile, in the layout and in the output.
+                    unsafe { item.copy(from.offset(j as isize * src_last), to.add(j * size)) };
+                }
+            }
+            return;
+        }
         // A tile goes through scratch buffers, so that each input and output row (at strides
         // that are often powers of two, which map to the same cache sets) is touched once, in
         // one go: the tile is gathered transposed into `tile_out` (len_fast x len_last) — by
         // copying contiguous input rows into `tile_in` (len_last x len_fast) and transposing
         // that in blocks where a SIMD kernel exists, else element by element — and the rows of
         // `tile_out` are then written out.
-        let src_fast = self.src_strides[self.fast];
-        let dst_fast = self.dst_strides[self.fast];
         let (tile_in, tile_out) = (tile_in.as_mut_ptr(), tile_out.as_mut_ptr());
         let (in_row, out_row) = (len_fast * size, len_last * size);
         let (in_pitch, out_pitch) = self.pitches();

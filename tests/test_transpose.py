@@ -72,6 +72,18 @@ def test_large_arrays_above_the_parallel_threshold(shape: tuple[int, ...], dtype
         check(array, axes)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "complex128"])
+@pytest.mark.parametrize(
+    "shape", [(1000, 2), (400_000, 3), (3, 400_000), (70, 90, 3), (5000, 64, 2), (2, 3, 70_000)],
+    ids=str,
+)
+def test_short_and_long_axes(shape: tuple[int, ...], dtype: str) -> None:
+    """Interleaving and de-interleaving channels: one axis far shorter than a tile."""
+    array = distinct(shape, dtype)
+    for axes in itertools.permutations(range(len(shape))):
+        check(array, axes)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint64"])
 @pytest.mark.parametrize("shape", [(20, 30, 40), (64, 128, 96)], ids=str)
 def test_fortran_ordered_inputs(shape: tuple[int, ...], dtype: str) -> None:
