@@ -99,19 +99,21 @@ pub fn byte_extent(
     if shape.contains(&0) || item_size == 0 {
         return Ok(None);
     }
-    // i128 cannot overflow here: each product is below 2^64 * 2^63.
-    let (mut low, mut high) = (0i128, 0i128);
+    // In i128 each reach fits (below 2^64 * 2^63); only the sums need checking.
+    let (mut low, mut high) = (Some(0i128), Some(0i128));
     for (&size, &stride) in shape.iter().zip(strides) {
         let reach = (size as i128 - 1) * stride as i128;
         if reach < 0 {
-            low += reach;
+            low = low.and_then(|low| low.checked_add(reach));
         } else {
-            high += reach;
+            high = high.and_then(|high| high.checked_add(reach));
         }
     }
-    let len = high - low + item_size as i128;
-    match (usize::try_from(-low), usize::try_from(len)) {
-        (Ok(before), Ok(len)) if len <= isize::MAX as usize => Ok(Some((before, len))),
+    let span = low
+        .zip(high)
+        .map(|(low, high)| (low, high - low + item_size as i128));
+    match span.map(|(low, len)| (usize::try_from(-low), usize::try_from(len))) {
+        Some((Ok(before), Ok(len))) if len <= isize::MAX as usize => Ok(Some((before, len))),
         _ => Err(Error::InvalidArgument(format!(
             "an array of shape {shape:?} with strides {strides:?} spans more memory than exists"
         ))),
@@ -1064,5 +1066,10 @@ mod tests {
             .to_string();
         assert!(err.contains("the output has 99 bytes"), "{err}");
         assert!(transpose_into(&src, &[0, 0], &mut [0; 100]).is_err());
+        // Strides that would overflow any address computation.
+        let huge = [usize::MAX / 2; 64];
+        let strides = [isize::MAX; 64];
+        let err = byte_extent(&huge, &strides, 1).unwrap_err().to_string();
+        assert!(err.contains("spans more memory than exists"), "{err}");
     }
 }
