@@ -19,6 +19,7 @@
 //!
 //! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File as StdFile;
 use std::ops::Range;
@@ -648,42 +649,80 @@ impl Hdf5Array {
         })
     }
 
-    /// Decodes a stored chunk (full chunk shape) from its raw bytes.
-    fn decode(&self, chunk: &[u64], steps: &[Step], raw: Vec<u8>, full: usize) -> Result<Vec<u8>> {
-        let mut data = raw;
-        for step in steps.iter().rev() {
-            data = match step {
-                Step::Deflate => {
-                    let mut inflated = vec![0u8; full];
-                    let n = libdeflater::Decompressor::new()
-                        .zlib_decompress(&data, &mut inflated)
-                        .map_err(|e| self.corrupt(chunk, format!("cannot inflate: {e}")))?;
-                    inflated.truncate(n);
-                    inflated
-                }
-                Step::Lzf => {
-                    let mut decompressed = vec![0u8; full];
-                    let n = lzf::decompress(&data, &mut decompressed).map_err(|reason| {
-                        self.corrupt(chunk, format!("cannot unpack LZF: {reason}"))
-                    })?;
-                    decompressed.truncate(n);
-                    decompressed
-                }
-                Step::Shuffle => {
-                    let mut out = vec![0u8; data.len()];
-                    unshuffle(&data, self.dtype.size(), &mut out);
+    /// Reads the stored chunk `entry` and decodes it through `steps` into `out` (a full
+    /// chunk). Intermediate stages live in per-thread buffers and the last stage writes
+    /// straight into `out`: no allocation (and no page faults) per chunk once warm.
+    fn decode_into(
+        &self,
+        chunk: &[u64],
+        entry: ChunkEntry,
+        steps: &[Step],
+        out: &mut [u8],
+    ) -> Result<()> {
+        DECODE_BUFFERS.with_borrow_mut(|(current, next)| {
+            current.resize(entry.size as usize, 0);
+            self.read_at(chunk, entry.addr, current)?;
+            let mut len = current.len();
+            for (i, &step) in steps.iter().rev().enumerate() {
+                let target: &mut [u8] = if i + 1 == steps.len() {
                     out
+                } else {
+                    next.resize(out.len(), 0);
+                    next
+                };
+                len = self.decode_step(chunk, step, &current[..len], target)?;
+                if i + 1 == steps.len() {
+                    return self.check_decoded_len(chunk, len, out.len());
                 }
-            };
-        }
-        if data.len() != full {
-            return Err(self.corrupt(
-                chunk,
-                format!("decoded to {} bytes, expected {full}", data.len()),
-            ));
-        }
-        Ok(data)
+                std::mem::swap(current, next);
+            }
+            self.check_decoded_len(chunk, len, out.len())?;
+            out.copy_from_slice(&current[..len]);
+            Ok(())
+        })
     }
+
+    /// Undoes one filter: `input` into the front of `target`, returning the bytes written.
+    fn decode_step(
+        &self,
+        chunk: &[u64],
+        step: Step,
+        input: &[u8],
+        target: &mut [u8],
+    ) -> Result<usize> {
+        match step {
+            Step::Deflate => INFLATER.with_borrow_mut(|inflater| {
+                inflater
+                    .zlib_decompress(input, target)
+                    .map_err(|e| self.corrupt(chunk, format!("cannot inflate: {e}")))
+            }),
+            Step::Lzf => lzf::decompress(input, target)
+                .map_err(|reason| self.corrupt(chunk, format!("cannot unpack LZF: {reason}"))),
+            Step::Shuffle => {
+                let target = target.get_mut(..input.len()).ok_or_else(|| {
+                    self.corrupt(chunk, "the shuffled data is larger than a chunk".to_owned())
+                })?;
+                unshuffle(input, self.dtype.size(), target);
+                Ok(input.len())
+            }
+        }
+    }
+
+    fn check_decoded_len(&self, chunk: &[u64], len: usize, full: usize) -> Result<()> {
+        if len == full {
+            Ok(())
+        } else {
+            Err(self.corrupt(chunk, format!("decoded to {len} bytes, expected {full}")))
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread stage buffers of `decode_into` (raw bytes, intermediate stage).
+    static DECODE_BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread full-chunk buffer for edge chunks, which are stored (and decoded) whole.
+    static EDGE_CHUNK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static INFLATER: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
 }
 
 impl ChunkedArray for Hdf5Array {
@@ -756,19 +795,19 @@ impl ChunkedArray for Hdf5Array {
                         return Ok(true);
                     }
                 };
-                let full = region_len(&self.chunk_shape.iter().map(|&c| 0..c).collect::<Vec<_>>())
-                    * itemsize;
-                let mut raw = vec![0u8; entry.size as usize];
-                self.read_at(chunk, entry.addr, &mut raw)?;
-                let data = self.decode(chunk, &steps, raw, full)?;
+                let full = self.chunk_shape.iter().product::<u64>() as usize * itemsize;
                 let region_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
                 if region_shape == self.chunk_shape {
-                    out.copy_from_slice(&data);
-                } else {
+                    self.decode_into(chunk, entry, &steps, out)?;
+                    return Ok(true);
+                }
+                EDGE_CHUNK.with_borrow_mut(|data| {
+                    data.resize(full, 0);
+                    self.decode_into(chunk, entry, &steps, data)?;
                     let sel: Vec<Range<u64>> = region_shape.iter().map(|&n| 0..n).collect();
-                    // SAFETY: `data` holds a full chunk of `chunk_shape` (checked in `decode`),
-                    // `out` the clipped region of `region_shape` (checked above); `sel` lies in
-                    // both, and `out` is exclusively borrowed.
+                    // SAFETY: `data` holds a full chunk of `chunk_shape` (its length is set
+                    // above), `out` the clipped region of `region_shape` (checked above); `sel`
+                    // lies in both, and `out` is exclusively borrowed.
                     unsafe {
                         copy_box(
                             data.as_ptr(),
@@ -780,8 +819,8 @@ impl ChunkedArray for Hdf5Array {
                             itemsize,
                         );
                     }
-                }
-                Ok(true)
+                    Ok(true)
+                })
             }
         }
     }
