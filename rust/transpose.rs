@@ -16,6 +16,7 @@
 //! Units write disjoint parts of the output, so large copies split them into tasks on the
 //! per-process pool.
 
+use std::cell::RefCell;
 use std::mem::size_of;
 use std::ptr;
 
@@ -576,13 +577,22 @@ impl Plan {
                 16 => 64,
                 _ => (TILE_BYTES / item_size).isqrt().clamp(1, 64),
             };
-            let tile_fast = shape[fast].min(side);
-            let mut tile_last = shape[last].min((side * side / tile_fast).max(side));
-            if tile_fast * item_size < SHORT_ROW_BYTES {
-                // Short input rows are read once per output row (see `copy_unit`): keep the
-                // input lines a tile touches in L2 meanwhile.
-                let line_bytes = src_strides[last].unsigned_abs().clamp(1, 64);
-                tile_last = tile_last.min((SHORT_TILE_FOOTPRINT / line_bytes).max(side));
+            let (mut tile_fast, mut tile_last) = (shape[fast].min(side), shape[last].min(side));
+            // The rows a tile reads (along `fast`) or writes (along `last`) are shorter than a
+            // cache line when that axis is short; such rows are re-visited once per element of
+            // the other axis (see `copy_unit`), so the lines they touch must stay in L2.
+            let short_lines =
+                |axis_stride: usize| (SHORT_TILE_FOOTPRINT / axis_stride.clamp(1, 64)).max(side);
+            if tile_fast < side {
+                tile_last = shape[last].min(side * side / tile_fast);
+                if tile_fast * item_size < SHORT_ROW_BYTES {
+                    tile_last = tile_last.min(short_lines(src_strides[last].unsigned_abs()));
+                }
+            } else if tile_last < side {
+                tile_fast = shape[fast].min(side * side / tile_last);
+                if tile_last * item_size < SHORT_ROW_BYTES {
+                    tile_fast = tile_fast.min(short_lines(dst_strides[fast]));
+                }
             }
             (tile_fast, tile_last)
         };
@@ -614,38 +624,36 @@ impl Plan {
         let units_per_task = (TASK_BYTES / unit_bytes).max(1);
         let tasks = self.units.div_ceil(units_per_task);
         let pool = thread_pool();
+        let copy_units = |units: std::ops::Range<usize>, src: *const u8, dst: *mut u8| {
+            with_scratch(self.scratch_bytes(), |scratch| {
+                for unit in units.clone() {
+                    // SAFETY: `run`'s caller guarantees the layout (see `transpose_into`);
+                    // units write disjoint output elements, so parallel tasks never write the
+                    // same byte.
+                    unsafe { self.copy_unit(item, unit, src, dst, scratch) };
+                }
+            });
+        };
         if total_bytes < PARALLEL_MIN_BYTES || tasks < 2 || pool.current_num_threads() < 2 {
-            let mut scratch = self.scratch();
-            for unit in 0..self.units {
-                // SAFETY: `run`'s caller guarantees the layout (see `transpose_into`).
-                unsafe { self.copy_unit(item, unit, src, dst, &mut scratch) };
-            }
+            copy_units(0..self.units, src, dst);
             return;
         }
         let (src, dst) = (Shared(src), Shared(dst));
         pool.install(|| {
             (0..tasks).into_par_iter().for_each(|task| {
-                let mut scratch = self.scratch();
                 let end = ((task + 1) * units_per_task).min(self.units);
-                for unit in task * units_per_task..end {
-                    // SAFETY: as above; units write disjoint output elements, so tasks never
-                    // write the same byte.
-                    unsafe { self.copy_unit(item, unit, src.get(), dst.get(), &mut scratch) };
-                }
+                copy_units(task * units_per_task..end, src.get(), dst.get());
             });
         });
     }
 
-    /// Buffers for one tile in each orientation (none for runs).
-    fn scratch(&self) -> [Vec<u8>; 2] {
+    /// Bytes of the two scratch buffers of a tile, `tile_in` then `tile_out` (none for runs).
+    fn scratch_bytes(&self) -> usize {
         if self.fast == self.shape.len() - 1 {
-            return [Vec::new(), Vec::new()];
+            return 0;
         }
         let (in_pitch, out_pitch) = self.pitches();
-        [
-            vec![0; self.tile_last * in_pitch],
-            vec![0; self.tile_fast * out_pitch],
-        ]
+        self.tile_last * in_pitch + self.tile_fast * out_pitch
     }
 
     /// Copies unit number `unit` (C order over `grid`).
@@ -660,7 +668,7 @@ impl Plan {
         unit: usize,
         src: *const u8,
         dst: *mut u8,
-        [tile_in, tile_out]: &mut [Vec<u8>; 2],
+        scratch: &mut [u8],
     ) {
         let last = self.shape.len() - 1;
         let (mut rest, mut src_offset, mut dst_offset) = (unit, 0isize, 0usize);
@@ -701,9 +709,9 @@ impl Plan {
         let src_fast = self.src_strides[self.fast];
         let dst_fast = self.dst_strides[self.fast];
         if len_fast * size < SHORT_ROW_BYTES {
-            // Input rows shorter than a cache line (e.g. de-interleaving channels): each output
-            // row is written in order straight from the input, whose few lines per row are
-            // re-read from cache for the next output row.
+            // Input rows shorter than a cache line (de-interleaving channels, say): each output
+            // row is written in order straight from the input, whose lines are re-read from
+            // cache for the next output row.
             for i in 0..len_fast {
                 // SAFETY: row i of the tile, in the layout and in the output.
                 let (from, to) =
@@ -715,15 +723,29 @@ impl Plan {
             }
             return;
         }
+        if len_last * size < SHORT_ROW_BYTES {
+            // Output rows shorter than a cache line (interleaving channels): the mirror image,
+            // each input row read in order, its elements scattered into the output lines.
+            for j in 0..len_last {
+                // SAFETY: column j of the tile, in the layout and in the output.
+                let (from, to) = unsafe { (src.offset(j as isize * src_last), dst.add(j * size)) };
+                for i in 0..len_fast {
+                    // SAFETY: element (i, j) of the tile, in the layout and in the output.
+                    unsafe { item.copy(from.offset(i as isize * src_fast), to.add(i * dst_fast)) };
+                }
+            }
+            return;
+        }
         // A tile goes through scratch buffers, so that each input and output row (at strides
         // that are often powers of two, which map to the same cache sets) is touched once, in
         // one go: the tile is gathered transposed into `tile_out` (len_fast x len_last) — by
         // copying contiguous input rows into `tile_in` (len_last x len_fast) and transposing
         // that in blocks where a SIMD kernel exists, else element by element — and the rows of
         // `tile_out` are then written out.
+        let (in_pitch, out_pitch) = self.pitches();
+        let (tile_in, tile_out) = scratch.split_at_mut(self.tile_last * in_pitch);
         let (tile_in, tile_out) = (tile_in.as_mut_ptr(), tile_out.as_mut_ptr());
         let (in_row, out_row) = (len_fast * size, len_last * size);
-        let (in_pitch, out_pitch) = self.pitches();
         if item.micro_side() > 0 && src_fast == size as isize {
             for j in 0..len_last {
                 // SAFETY: input row j of the tile lies inside the layout and is contiguous;
@@ -776,6 +798,26 @@ impl Plan {
             pitch(self.tile_last * self.item_size),
         )
     }
+}
+
+thread_local! {
+    /// Tile scratch of this thread, kept from one copy to the next: allocating and zeroing it
+    /// for every task cost about as much as the copy itself. At most a few hundred KiB.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `bytes` bytes of this thread's scratch.
+fn with_scratch<R>(bytes: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            if scratch.len() < bytes {
+                scratch.resize(bytes, 0);
+            }
+            f(&mut scratch[..bytes])
+        }
+        // Already in use further up this thread's stack: a private buffer.
+        Err(_) => f(&mut vec![0; bytes]),
+    })
 }
 
 /// Drops length-1 axes and merges each axis into its predecessor when the predecessor's stride
