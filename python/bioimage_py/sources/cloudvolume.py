@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bioimage_py.sources.base import Source, SourceSpec
+from bioimage_py.sources.xyz import xyz_vector, zyx_array
 from bioimage_py.util import contiguous_transpose
 
 __all__ = ["CloudVolumeSource", "open_cloudvolume"]
@@ -54,20 +55,6 @@ def _import_cloudvolume() -> Any:
     except ImportError as err:
         raise ImportError(_INSTALL_HINT) from err
     return cloudvolume
-
-
-def _xyz(value: Any, name: str, volume_name: str) -> tuple[int, int, int]:
-    """``value`` as three Python ints (an XYZ vector), or a ``ValueError`` naming it."""
-    try:
-        values = tuple(int(v) for v in value)
-        exact = all(int(v) == v for v in value)
-    except (TypeError, ValueError):
-        values, exact = (), False
-    if len(values) != 3 or not exact:
-        raise ValueError(
-            f"{name} must be three integers (x, y, z) for {volume_name}, got {value!r}"
-        )
-    return values  # type: ignore[return-value]
 
 
 class CloudVolumeSource(Source):
@@ -112,14 +99,14 @@ class CloudVolumeSource(Source):
                 f"CloudVolumeSource supports single-channel layers only; {where} has {channels} "
                 "channels (open one channel per layer, or read the handle directly)"
             )
-        self._layer_begin = _xyz(volume.voxel_offset, "voxel_offset", where)
-        self._layer_size = _xyz(volume.volume_size, "volume_size", where)
+        self._layer_begin = xyz_vector(volume.voxel_offset, "voxel_offset", where)
+        self._layer_size = xyz_vector(volume.volume_size, "volume_size", where)
         layer_end = tuple(b + n for b, n in zip(self._layer_begin, self._layer_size))
-        self._offset = self._layer_begin if offset is None else _xyz(offset, "offset", where)
+        self._offset = self._layer_begin if offset is None else xyz_vector(offset, "offset", where)
         if size is None:
             self._size = tuple(max(e - o, 0) for e, o in zip(layer_end, self._offset))
         else:
-            self._size = _xyz(size, "size", where)
+            self._size = xyz_vector(size, "size", where)
         if any(n < 0 for n in self._size):
             raise ValueError(f"size must not be negative, got {list(self._size)} for {where}")
         self._bounded = bool(volume.bounded)
@@ -130,7 +117,7 @@ class CloudVolumeSource(Source):
                 f"volume_size {list(self._layer_size)} (open with bounded=False to read outside)"
             )
         self._dtype = np.dtype(volume.dtype)
-        self._chunks = tuple(reversed(_xyz(volume.chunk_size, "chunk_size", where)))
+        self._chunks = tuple(reversed(xyz_vector(volume.chunk_size, "chunk_size", where)))
         self._static_shape = tuple(reversed(self._size))
         self._open_params = dict(open_params) if open_params is not None else _open_params(volume)
 
@@ -174,7 +161,7 @@ class CloudVolumeSource(Source):
 
     # --- reading and writing --------------------------------------------------------------------
 
-    def _slices_xyz(self, roi: tuple[slice, ...]) -> tuple[slice, slice, slice]:
+    def _slicesxyz_vector(self, roi: tuple[slice, ...]) -> tuple[slice, slice, slice]:
         """The absolute XYZ slices of cloud-volume for the local ZYX region ``roi``."""
         return tuple(  # type: ignore[return-value]
             slice(o + s.start, o + s.stop) for o, s in zip(self._offset, reversed(roi))
@@ -186,7 +173,7 @@ class CloudVolumeSource(Source):
             return np.empty(shape, dtype=self._dtype)
         from cloudvolume.exceptions import EmptyVolumeException
 
-        slices = self._slices_xyz(roi)
+        slices = self._slicesxyz_vector(roi)
         try:
             cutout = self._volume[slices]
         except EmptyVolumeException as err:
@@ -196,21 +183,18 @@ class CloudVolumeSource(Source):
                 "as 0"
             ) from err
         xyz = np.asarray(cutout)[..., 0]
-        zyx = xyz.T
-        if zyx.shape != shape:  # e.g. an autocrop handle cropping a view outside the layer
+        if xyz.shape[::-1] != shape:  # e.g. an autocrop handle cropping a view outside the layer
             raise RuntimeError(
                 f"cloud-volume returned {xyz.shape} voxels (XYZ) instead of "
                 f"{tuple(reversed(shape))} reading {_show(slices)} (mip {self._mip}) of "
                 f"{self._cloudpath}"
             )
-        if zyx.flags.c_contiguous:  # cloud-volume's fresh Fortran-ordered buffer: use it as is
-            return zyx
-        return contiguous_transpose(xyz, (2, 1, 0))
+        return zyx_array(xyz)
 
     def _setitem(self, roi: tuple[slice, ...], value: np.ndarray) -> None:
         if any(s.stop == s.start for s in roi):
             return
-        slices = self._slices_xyz(roi)
+        slices = self._slicesxyz_vector(roi)
         begin = [s.start for s in slices]
         size = [s.stop - s.start for s in slices]
         if not self._inside_layer(begin, size):
@@ -220,7 +204,7 @@ class CloudVolumeSource(Source):
                 f"{self._cloudpath}: it reaches outside the layer bounds (voxel_offset "
                 f"{list(self._layer_begin)}, volume_size {list(self._layer_size)})"
             )
-        self._volume[slices] = _fortran_xyz(value)[..., np.newaxis]
+        self._volume[slices] = _fortranxyz_vector(value)[..., np.newaxis]
 
     # --- reopening ------------------------------------------------------------------------------
 
@@ -254,7 +238,7 @@ class CloudVolumeSource(Source):
         return [*fields, *super()._repr_fields()]
 
 
-def _fortran_xyz(value: np.ndarray) -> np.ndarray:
+def _fortranxyz_vector(value: np.ndarray) -> np.ndarray:
     """The ``(z, y, x)`` value as the Fortran-ordered ``(x, y, z)`` array cloud-volume uploads
     without copying (its raw fast path needs Fortran order), copying only when that helps.
 

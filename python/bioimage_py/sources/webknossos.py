@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bioimage_py.sources.base import Source, SourceSpec
-from bioimage_py.util import contiguous_transpose
+from bioimage_py.sources.xyz import xyz_vector, zyx_array
 
 __all__ = ["WebKnossosSource", "open_webknossos"]
 
@@ -49,20 +49,6 @@ def _import_webknossos() -> Any:
     except ImportError as err:
         raise ImportError(_INSTALL_HINT) from err
     return webknossos
-
-
-def _xyz(value: Any, name: str, where: str) -> tuple[int, int, int]:
-    """``value`` as three Python ints (an XYZ vector), or a ``ValueError`` naming it."""
-    try:
-        values = tuple(int(v) for v in value)
-        exact = all(int(v) == v for v in value)
-    except (TypeError, ValueError):
-        values, exact = (), False
-    if len(values) != 3 or not exact:
-        raise ValueError(
-            f"{name} must be three integers (x, y, z) for {where}, got {value!r}"
-        )
-    return values  # type: ignore[return-value]
 
 
 def _locate(
@@ -213,16 +199,16 @@ class WebKnossosSource(Source):
         where = f"{where} at mag {self._mag.to_layer_name()}"
 
         # The data bounding box in Mag 1, grown to whole voxels of the mag.
-        data_begin = _xyz(bbox.topleft_xyz, "topleft", where)
-        data_end = tuple(b + n for b, n in zip(data_begin, _xyz(bbox.size_xyz, "size", where)))
+        data_begin = xyz_vector(bbox.topleft_xyz, "topleft", where)
+        data_end = tuple(b + n for b, n in zip(data_begin, xyz_vector(bbox.size_xyz, "size", where)))
         mag_xyz = self._mag_xyz
         default_begin = tuple(b - b % m for b, m in zip(data_begin, mag_xyz))
         default_end = tuple(-(-e // m) * m for e, m in zip(data_end, mag_xyz))
-        self._offset = default_begin if offset is None else _xyz(offset, "offset", where)
+        self._offset = default_begin if offset is None else xyz_vector(offset, "offset", where)
         if size is None:
             self._size = tuple(max(e - o, 0) for e, o in zip(default_end, self._offset))
         else:
-            self._size = _xyz(size, "size", where)
+            self._size = xyz_vector(size, "size", where)
         for name, value in (("offset", self._offset), ("size", self._size)):
             if any(v < 0 for v in value):
                 raise ValueError(f"{name} must not be negative, got {list(value)} for {where}")
@@ -311,11 +297,7 @@ class WebKnossosSource(Source):
                 f"webknossos returned an array of shape {data.shape} instead of {expected} "
                 f"(c, x, y, z) reading offset {begin} size {size} (Mag-1 XYZ) of {self._where}"
             )
-        xyz = data[0]
-        zyx = xyz.T
-        if zyx.flags.c_contiguous:  # webknossos' fresh Fortran-ordered buffer: use it as is
-            return zyx
-        return contiguous_transpose(xyz, (2, 1, 0))
+        return zyx_array(data[0])
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """Always raises: the source is read-only."""
