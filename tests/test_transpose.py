@@ -23,8 +23,8 @@ DTYPES = [
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128",
 ]
-# Below a tile (64 x 64 items at most), straddling tiles, and above the 1 MiB parallel threshold
-# (with the largest 16-byte items, also for 4-D).
+# Below, at and straddling the SIMD blocks (16 bytes a side), the L1 blocks (32 or 64 items) and
+# the tiles (64 to 256 items a side), and above the 1 MiB parallel threshold (also for 4-D).
 SHAPES = [(3, 5), (70, 130), (2, 3, 4), (9, 70, 67), (2, 3, 4, 5), (3, 65, 2, 66)]
 LARGE_SHAPES = [(300, 900), (64, 160, 130), (8, 40, 33, 70)]
 
