@@ -177,6 +177,15 @@ def test_object_arrays_go_through_numpy() -> None:
         _core.contiguous_transpose(array, [1, 0])
 
 
+def test_variable_width_strings_go_through_numpy() -> None:
+    """StringDType items point into the array's own arena: copying raw bytes would dangle."""
+    array = np.array([["a" * 40, "bb"], ["c", "d" * 50]], dtype=np.dtypes.StringDType())
+    expected = np.ascontiguousarray(array.T).copy()
+    result = contiguous_transpose(array, (1, 0))
+    del array
+    np.testing.assert_array_equal(result, expected)
+
+
 def test_non_arrays_and_axes_forms() -> None:
     nested = [[1, 2, 3], [4, 5, 6]]
     np.testing.assert_array_equal(contiguous_transpose(nested, (1, 0)), np.array(nested).T)
