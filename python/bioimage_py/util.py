@@ -50,7 +50,8 @@ def contiguous_transpose(array: Any, axes: Sequence[int] | None) -> np.ndarray:
     output's fastest axes), parallel for large arrays, a plain memcpy when the transposed view is
     already contiguous. Any layout works (Fortran order, strided and reversed views, offsets),
     any ndim and every dtype; items are copied as raw bytes, so the dtype, byte order included,
-    is kept. Only arrays holding Python objects go through numpy. Unlike
+    is kept. Only dtypes whose items are references (``object``, ``StringDType``) go through
+    numpy. Unlike
     ``numpy.ascontiguousarray``, the result never shares memory with ``array``.
 
     Args:
@@ -75,7 +76,8 @@ def contiguous_transpose(array: Any, axes: Sequence[int] | None) -> np.ndarray:
         raise TypeError(f"axes must be a sequence of integers, got {axes!r}") from None
     axes = [_axis(axis) for axis in entries]
     if array.dtype.hasobject:
-        # Object items are references that must be counted: numpy copies them properly.
+        # Items that are references (objects, StringDType's arena pointers) must be copied by
+        # their dtype, not as raw bytes: numpy does that.
         normalized = _core.normalize_axes(axes, array.ndim)
         return np.array(array.transpose(normalized), order="C", ndmin=1, copy=True)
     if array.ndim == 0:
