@@ -51,8 +51,7 @@ def contiguous_transpose(array: Any, axes: Sequence[int] | None) -> np.ndarray:
     already contiguous. Any layout works (Fortran order, strided and reversed views, offsets),
     any ndim and every dtype; items are copied as raw bytes, so the dtype, byte order included,
     is kept. Only dtypes whose items are references (``object``, ``StringDType``) go through
-    numpy. Unlike
-    ``numpy.ascontiguousarray``, the result never shares memory with ``array``.
+    numpy. Unlike ``numpy.ascontiguousarray``, the result never shares memory with ``array``.
 
     Args:
         array: a numpy array, or anything ``numpy.asarray`` accepts.
