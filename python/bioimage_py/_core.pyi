@@ -330,7 +330,8 @@ def contiguous_transpose(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
 
     Raises:
         ValueError: ``axes`` is not a permutation of ``range(array.ndim)``.
-        TypeError: ``array`` holds Python objects (dtype ``object`` or fields of it).
+        TypeError: ``array``'s items are references (dtype ``object``, ``StringDType`` or
+            fields of them), which raw copies would break.
     """
 
 def create_hdf5_file(path: str, *, truncate: bool = False) -> None:

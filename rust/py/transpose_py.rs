@@ -33,10 +33,11 @@ fn contiguous_transpose<'py>(
     let axes = transpose::normalize_axes(&axes, array.ndim()).map_err(|e| to_py_err(py, e))?;
     let dtype = array.dtype();
     if dtype.has_object() {
-        // Moving object pointers without counting references would corrupt them.
+        // Copying references (object pointers, StringDType's arena pointers) as raw bytes
+        // would break them.
         return Err(PyTypeError::new_err(format!(
-            "contiguous_transpose copies raw items and cannot copy arrays of dtype {dtype} \
-             (they hold Python objects)"
+            "contiguous_transpose copies raw items and cannot copy arrays of dtype {dtype}, \
+             whose items are references"
         )));
     }
     let item_size = dtype.itemsize();
