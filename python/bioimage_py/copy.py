@@ -28,8 +28,8 @@ __all__ = ["JOB_TYPES", "copy"]
 
 JOB_TYPES = ("local", "subprocess", "dask")
 _JOB_CONFIG_KEYS = {"local": (), "subprocess": ("start_method",), "dask": ("client", "address")}
-# Formats one process at a time may write: workers read, this process writes (HDF5 has no
-# concurrent writers; its file lock would also refuse a second writer).
+# Formats one process at a time may write: workers read, this process writes (an HDF5 file has
+# one writer: two processes' library copies would overwrite each other's metadata).
 _SINGLE_WRITER_FORMATS = frozenset({"hdf5"})
 # Auto progress: only for runs with more blocks than this, and only on a terminal.
 _PROGRESS_MIN_BLOCKS = 8
