@@ -295,3 +295,28 @@ def test_a_corrupt_chunk_is_an_oserror_naming_it(tmp_path):
     with pytest.raises(OSError, match=r"chunk \[1, 0\] of .*a\.h5:x is corrupt"):
         src[...]
     np.testing.assert_array_equal(src[0:4, :], data[0:4, :])
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "uint64"])
+def test_chunks_we_encode_ourselves_read_by_h5py(tmp_path, dtype, shuffle):
+    """gzip (+ shuffle) chunks are compressed in parallel by us and stored with direct chunk
+    writes: edge chunks padded, partial chunks merged with what is stored."""
+    from bioimage_py import _core
+
+    data = pattern((13, 11, 9), dtype)
+    path = tmp_path / "direct.h5"
+    array = _core.create_hdf5(str(path), "x", shape=data.shape, chunks=(4, 5, 3), dtype=dtype,
+                              compression="gzip", compression_level=6, shuffle=shuffle,
+                              fill_value=3)
+    array[2:11, 1:10, 1:8] = data[2:11, 1:10, 1:8]  # partial and edge chunks
+    expected = np.full(data.shape, 3, dtype)
+    expected[2:11, 1:10, 1:8] = data[2:11, 1:10, 1:8]
+    array[...] = array[...]  # rewrite every chunk, moving them in the file
+    array[0, 0, :] = 9
+    expected[0, 0, :] = 9
+    np.testing.assert_array_equal(array[...], expected)
+    with h5py.File(path, "r") as f:
+        d = f["x"]
+        assert (d.compression, d.compression_opts, d.shuffle) == ("gzip", 6, shuffle)
+        np.testing.assert_array_equal(d[...], expected)

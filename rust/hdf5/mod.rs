@@ -19,6 +19,7 @@
 //!
 //! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File as StdFile;
@@ -34,7 +35,9 @@ use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayViewD, IxDyn};
 
-use crate::chunked::{check_region, chunk_region, copy_box, region_len, ChunkedArray};
+use crate::chunked::{
+    check_region, chunk_region, copy_box, region_len, write_region_by_chunks, ChunkedArray,
+};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::zarr::FillScalar;
@@ -108,7 +111,8 @@ struct ChunkEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Shuffle,
-    Deflate,
+    /// Deflate at this level (the level matters only when writing).
+    Deflate(u8),
     Lzf,
 }
 
@@ -310,7 +314,7 @@ fn pipeline_of(filters: &[Filter]) -> Option<Vec<Step>> {
         .iter()
         .map(|filter| match filter {
             Filter::Shuffle => Some(Step::Shuffle),
-            Filter::Deflate(_) => Some(Step::Deflate),
+            Filter::Deflate(level) => Some(Step::Deflate(*level)),
             Filter::LZF => Some(Step::Lzf),
             _ => None,
         })
@@ -329,6 +333,20 @@ fn unshuffle(shuffled: &[u8], itemsize: usize, out: &mut [u8]) {
     }
     let tail = count * itemsize;
     out[tail..].copy_from_slice(&shuffled[tail..]);
+}
+
+/// HDF5's byte shuffle: byte 0 of every element, then byte 1, ...; trailing bytes that do not
+/// fill an element are stored as they are.
+fn shuffle(data: &[u8], itemsize: usize, out: &mut [u8]) {
+    let count = data.len() / itemsize;
+    for byte in 0..itemsize {
+        let plane = &mut out[byte * count..(byte + 1) * count];
+        for (i, b) in plane.iter_mut().enumerate() {
+            *b = data[i * itemsize + byte];
+        }
+    }
+    let tail = count * itemsize;
+    out[tail..].copy_from_slice(&data[tail..]);
 }
 
 impl Hdf5Array {
@@ -617,6 +635,76 @@ impl Hdf5Array {
         })
     }
 
+    /// The filters of a dataset whose chunks we encode and write ourselves: deflate and
+    /// shuffle in native byte order (LZF and other filters go through the library).
+    fn direct_write_pipeline(&self) -> Option<&[Step]> {
+        match &self.storage {
+            Storage::Chunked {
+                pipeline: Some(steps),
+                ..
+            } if self.native_order && !steps.contains(&Step::Lzf) => Some(steps),
+            _ => None,
+        }
+    }
+
+    /// Applies the filter pipeline (in write order) to a full chunk.
+    fn encode<'a>(&self, chunk: &[u64], steps: &[Step], full: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        let mut data = Cow::Borrowed(full);
+        for &step in steps {
+            data = Cow::Owned(match step {
+                Step::Shuffle => {
+                    let mut out = vec![0u8; data.len()];
+                    shuffle(&data, self.dtype.size(), &mut out);
+                    out
+                }
+                Step::Deflate(level) => DEFLATERS.with_borrow_mut(|deflaters| {
+                    let deflater = deflaters.entry(level).or_insert_with(|| {
+                        let level =
+                            libdeflater::CompressionLvl::new(i32::from(level)).unwrap_or_default();
+                        libdeflater::Compressor::new(level)
+                    });
+                    let mut out = vec![0u8; deflater.zlib_compress_bound(data.len())];
+                    let n = deflater.zlib_compress(&data, &mut out).map_err(|e| {
+                        self.io_error(format!("cannot deflate chunk {chunk:?}: {e}"))
+                    })?;
+                    out.truncate(n);
+                    Ok::<_, Error>(out)
+                })?,
+                Step::Lzf => {
+                    return Err(self.io_error(format!(
+                        "chunk {chunk:?}: LZF is encoded by the library, not here"
+                    )))
+                }
+            });
+        }
+        Ok(data)
+    }
+
+    /// Writes `region` through the library (`write_slice`), which encodes under its lock.
+    fn write_through_library(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
+        let shape: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
+        self.file.with_dataset(&self.key, |dataset| {
+            with_type!(self.dtype, T => {
+                let values = T::from_bytes(data);
+                let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                dataset
+                    .write_slice(view, selection(region))
+                    .map_err(|e| self.io_error(format!("cannot write region {region:?}: {e}")))?;
+            });
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// Flushes the file, so positional reads see what was written.
+    fn flush(&self) -> Result<()> {
+        self.file.with_file(|file| {
+            file.flush()
+                .map_err(|e| self.io_error(format!("cannot flush: {e}")))
+        })
+    }
+
     fn io_error(&self, reason: String) -> Error {
         Error::Io {
             path: self.describe(),
@@ -691,7 +779,7 @@ impl Hdf5Array {
         target: &mut [u8],
     ) -> Result<usize> {
         match step {
-            Step::Deflate => INFLATER.with_borrow_mut(|inflater| {
+            Step::Deflate(_) => INFLATER.with_borrow_mut(|inflater| {
                 inflater
                     .zlib_decompress(input, target)
                     .map_err(|e| self.corrupt(chunk, format!("cannot inflate: {e}")))
@@ -722,6 +810,8 @@ thread_local! {
     static DECODE_BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     /// Per-thread full-chunk buffer for edge chunks, which are stored (and decoded) whole.
     static EDGE_CHUNK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread compressors by deflate level.
+    static DEFLATERS: RefCell<HashMap<u8, libdeflater::Compressor>> = RefCell::new(HashMap::new());
     static INFLATER: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
 }
 
@@ -825,9 +915,64 @@ impl ChunkedArray for Hdf5Array {
         }
     }
 
+    /// One chunk of a `write_region` (which flushes the file and marks it written after all
+    /// chunks): encoded here, in parallel with the other chunks, then stored with a direct
+    /// chunk write under the library lock. Datasets whose filters we cannot encode go through
+    /// the library instead.
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         let region = chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
-        self.write_region(&region, data)
+        let Some(steps) = self.direct_write_pipeline() else {
+            return self.write_through_library(&region, data);
+        };
+        let itemsize = self.dtype.size();
+        let region_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+        let padded;
+        // HDF5 stores edge chunks whole: pad the clipped region with the fill value.
+        let full: &[u8] = if region_shape == self.chunk_shape {
+            data
+        } else {
+            let mut buffer =
+                vec![0u8; self.chunk_shape.iter().product::<u64>() as usize * itemsize];
+            buffer
+                .chunks_exact_mut(itemsize)
+                .for_each(|e| e.copy_from_slice(&self.fill));
+            let sel: Vec<Range<u64>> = region_shape.iter().map(|&n| 0..n).collect();
+            // SAFETY: `data` holds the clipped region of `region_shape` (the caller's contract,
+            // checked by `write_region_by_chunks`), `buffer` a full chunk; `sel` lies in both.
+            unsafe {
+                copy_box(
+                    data.as_ptr(),
+                    &region_shape,
+                    &sel,
+                    buffer.as_mut_ptr(),
+                    &self.chunk_shape,
+                    &sel,
+                    itemsize,
+                );
+            }
+            padded = buffer;
+            &padded
+        };
+        let encoded = self.encode(chunk, steps, full)?;
+        let offset: Vec<u64> = region.iter().map(|r| r.start).collect();
+        self.file.with_dataset(&self.key, |dataset| {
+            // SAFETY: `offset` holds one coordinate per axis of the dataset, `encoded` is a live
+            // buffer of the length passed; the library lock is held for the call.
+            let status = h5::sync::sync(|| unsafe {
+                hdf5_metno_sys::h5d::H5Dwrite_chunk(
+                    dataset.id(),
+                    hdf5_metno_sys::h5p::H5P_DEFAULT,
+                    0,
+                    offset.as_ptr(),
+                    encoded.len(),
+                    encoded.as_ptr().cast(),
+                )
+            });
+            if status < 0 {
+                return Err(self.io_error(format!("cannot write chunk {chunk:?}")));
+            }
+            Ok(())
+        })
     }
 
     fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
@@ -862,22 +1007,11 @@ impl ChunkedArray for Hdf5Array {
         if region_len(region) == 0 {
             return Ok(());
         }
-        let shape: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
-        let written = self.file.with_dataset(&self.key, |dataset| {
-            with_type!(self.dtype, T => {
-                let values = T::from_bytes(data);
-                let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-                dataset
-                    .write_slice(view, selection(region))
-                    .map_err(|e| self.io_error(format!("cannot write region {region:?}: {e}")))?;
-            });
-            // Positional reads see only what reached the file.
-            dataset
-                .file()
-                .and_then(|file| file.flush())
-                .map_err(|e| self.io_error(format!("cannot flush: {e}")))
-        });
+        let written = if self.direct_write_pipeline().is_some() {
+            write_region_by_chunks(self, region, data).and_then(|()| self.flush())
+        } else {
+            self.write_through_library(region, data)
+        };
         // Even a failed write may have moved chunks.
         self.file.note_write();
         written

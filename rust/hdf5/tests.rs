@@ -152,7 +152,7 @@ fn pipeline_is_shuffle_then_deflate() {
         Storage::Chunked { pipeline, .. } => {
             assert_eq!(
                 pipeline.as_deref(),
-                Some(&[Step::Shuffle, Step::Deflate][..])
+                Some(&[Step::Shuffle, Step::Deflate(4)][..])
             );
         }
         Storage::Contiguous { .. } => panic!("not chunked"),
