@@ -122,11 +122,13 @@ def test_info_single_array_and_container(tmp_path, data):
         (["convert", "a.zarr", "a.zarr"], "SRC and DST are the same array"),
         (["convert", "a.zarr", "b.zarr"], "pass --overwrite"),
         (["convert", "a.zarr", "out.zarr", "--src-key", "k"], "internal_path 'k'"),
+        (["convert", "two.zarr", "out.zarr"], "holds 2 arrays; pass --src-key to choose"),
+        (["info", "two.zarr", "x/y"], "internal_path 'x/y' does not exist"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
-    for name in ("a.zarr", "b.zarr"):
+    for name in ("a.zarr", "b.zarr", "two.zarr/x", "two.zarr/y"):
         zarr.create_array(name, shape=(8, 8, 8), chunks=(4, 4, 4), dtype="uint8")
     Path("a.xyz").write_text("?")
     assert cli.main(argv) == 1

@@ -319,5 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = " ".join(str(err.error).split())
             message = (f"{len(err.block_ids)} blocks were not converted; the first error: "
                        f"{type(err.error).__name__}: {first}")
+        if "pass internal_path" in message:  # open_source's words; here the option is a key
+            option = "--src-key" if args.command == "convert" else "KEY"
+            message = message.replace("pass internal_path", f"pass {option}")
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
