@@ -19,14 +19,13 @@ columns; multi-channel slices (RGB) add the channel as the last axis. ``chunks``
 from __future__ import annotations
 
 import glob
-import math
 import os
 import re
 from typing import Any
 
 import numpy as np
 
-from bioimage_py.io.tiff import _normalize_roi
+from bioimage_py.io.reader_array import ReaderArray
 
 __all__ = ["ImageStack", "ImageStackFolder", "natural_key"]
 
@@ -76,7 +75,7 @@ def read_slice(path: str) -> np.ndarray:
     return np.asarray(_imageio().imread(path))
 
 
-class ImageStack:
+class ImageStack(ReaderArray):
     """A stack of 2D images (one file per slice) as a read-only ``(z, y, x)`` array.
 
     Args:
@@ -103,6 +102,7 @@ class ImageStack:
                     f"{dtype}; all slices of a stack must match"
                 )
         self._slice_shape = slice_shape
+        self._shape = (len(self._files), *slice_shape)
         self._dtype = dtype
 
     @property
@@ -111,28 +111,11 @@ class ImageStack:
         return list(self._files)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self._files), *self._slice_shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return 1 + len(self._slice_shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
     def chunks(self) -> tuple[int, ...]:
         """One slice: ``(1, y, x)``."""
         return (1, *self._slice_shape)
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        roi = _normalize_roi(index, self.shape)
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
         out = np.empty(tuple(s.stop - s.start for s in roi), dtype=self._dtype)
         if out.size == 0:
             return out
@@ -146,10 +129,6 @@ class ImageStack:
                 )
             out[i] = data[roi[1:]]
         return out
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[()]
-        return data if dtype is None else data.astype(dtype)
 
     def __repr__(self) -> str:
         return f"ImageStack({self._description}, shape={self.shape}, dtype={self._dtype})"

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bioimage_py.io.tiff import _normalize_roi
+from bioimage_py.io.reader_array import ReaderArray
 
 __all__ = ["CUBE_EDGE", "KnossosArray", "KnossosFile", "is_knossos_dataset"]
 
@@ -87,7 +87,7 @@ def _read_boundary(*confs: str) -> tuple[int, int, int] | None:
     return None
 
 
-class KnossosArray:
+class KnossosArray(ReaderArray):
     """One magnification of a KNOSSOS dataset as a read-only ``(z, y, x)`` array.
 
     Args:
@@ -130,25 +130,7 @@ class KnossosArray:
     def path(self) -> str:
         return self._path
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    @property
-    def size(self) -> int:
-        return math.prod(self._shape)
-
-    @property
-    def chunks(self) -> tuple[int, int, int]:
-        return (CUBE_EDGE,) * 3
+    chunks = (CUBE_EDGE,) * 3
 
     def _cube_file(self, coords: tuple[int, int, int]) -> str | None:
         """The image file of the cube at ``(x, y, z)`` cube coordinates, or ``None`` if missing."""
@@ -182,8 +164,7 @@ class KnossosArray:
             )
         return data.reshape((CUBE_EDGE,) * 3)
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        roi = _normalize_roi(index, self._shape)
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
         out = np.zeros(tuple(s.stop - s.start for s in roi), dtype=self._dtype)
         if out.size == 0:
             return out
@@ -202,10 +183,6 @@ class KnossosArray:
                         dst.append(slice(lo - s.start, hi - s.start))
                     out[tuple(dst)] = cube[tuple(src)]
         return out
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[()]
-        return data if dtype is None else data.astype(dtype)
 
     def __repr__(self) -> str:
         return f"KnossosArray({self._path!r}, shape={self._shape}, dtype={self._dtype})"

@@ -20,21 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.reader_array import ReaderArray
 from bioimage_py.io.single_array import SingleArrayFile
 
 __all__ = ["MrcArray", "open_mrc"]
 
 
 
-class MrcArray:
+class MrcArray(ReaderArray):
     """The data of an open MRC file, read lazily from its memory map.
 
     ``arr[index]`` takes numpy basic indexing (``bioimage_py`` sources pass a tuple of step-1
     slices) and returns a new numpy array, never a view into the memory map, so results stay valid
     after ``close()``. ``chunks`` is ``None``: the file is one contiguous C-ordered block.
     """
-
-    chunks = None
 
     def __init__(self, mrc: Any, path: str) -> None:
         data = mrc.data
@@ -44,23 +43,8 @@ class MrcArray:
         self._mrc = mrc
         self._data = data
         self._path = path
+        self._shape = tuple(data.shape)
         self._dtype = data.dtype.newbyteorder("=")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self._data.shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return self._data.ndim
-
-    @property
-    def size(self) -> int:
-        return int(self._data.size)
 
     @property
     def path(self) -> str:
@@ -76,21 +60,17 @@ class MrcArray:
         """The voxel size in Angstrom, ``(z, y, x)`` to match the axis order (``(y, x)`` in 2D)."""
         vs = self._mrc.voxel_size
         zyx = (float(vs.z), float(vs.y), float(vs.x))
-        return zyx[-2:] if self._data.ndim == 2 else zyx
+        return zyx[-2:] if self.ndim == 2 else zyx
 
     @property
     def closed(self) -> bool:
         return self._data is None
 
-    def __getitem__(self, index: Any) -> np.ndarray:
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
         if self._data is None:
             raise ValueError(f"I/O operation on closed MRC file {self._path!r}")
         # np.array copies: the result must not keep the memory map (and the file) alive.
-        return np.array(self._data[index], dtype=self._dtype)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype, copy=False)
+        return np.array(self._data[roi], dtype=self._dtype)
 
     def close(self) -> None:
         """Release the memory map and close the file (idempotent)."""

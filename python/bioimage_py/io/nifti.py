@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.reader_array import ReaderArray
 from bioimage_py.io.single_array import SingleArrayFile
 
 __all__ = ["AXIS_ORDERS", "NiftiArray", "open_nifti"]
@@ -35,14 +36,12 @@ AXIS_ORDERS = ("zyx", "xyz")
 """``"zyx"``: axes reversed from storage (default); ``"xyz"``: as stored, nibabel's order."""
 
 
-class NiftiArray:
+class NiftiArray(ReaderArray):
     """The voxel data of a NIfTI image, read lazily through nibabel's ``ArrayProxy``.
 
-    ``arr[index]`` takes a tuple of step-1 slices (or ints), one per axis or fewer, in the
-    presented axis order, and returns a new numpy array. ``chunks`` is ``None``.
+    ``arr[index]`` takes numpy basic indexing in the presented axis order and returns a new
+    numpy array. ``chunks`` is ``None``.
     """
-
-    chunks = None
 
     def __init__(self, image: Any, path: str, axis_order: str) -> None:
         self._image = image
@@ -57,22 +56,6 @@ class NiftiArray:
         # from the stored dtype and the scale factors alone, so one voxel tells it.
         probe = self._proxy[tuple(slice(0, min(1, n)) for n in stored)]
         self._dtype = np.asarray(probe).dtype.newbyteorder("=")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self._shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self._shape, dtype=np.int64))
 
     @property
     def path(self) -> str:
@@ -97,37 +80,16 @@ class NiftiArray:
         """The voxel-to-world affine for nibabel's ``(x, y, z)`` voxel indices."""
         return self._image.affine
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        index = self._full_index(index)
-        out_shape = tuple(
-            len(range(*i.indices(n)))
-            for i, n in zip(index, self._shape, strict=True)
-            if isinstance(i, slice)
-        )
-        if 0 in out_shape:  # nibabel's fileslice fails on some empty regions
-            return np.empty(out_shape, dtype=self._dtype)
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
+        shape = tuple(s.stop - s.start for s in roi)
+        if 0 in shape:  # nibabel's fileslice fails on some empty regions
+            return np.empty(shape, dtype=self._dtype)
         if self._reverse:
-            data = np.asarray(self._proxy[index[::-1]]).transpose()
+            data = np.asarray(self._proxy[roi[::-1]]).transpose()
         else:
-            data = np.asarray(self._proxy[index])
+            data = np.asarray(self._proxy[roi])
         # A new C-ordered array in native byte order, never a view of a memory map.
         return np.array(data, dtype=self._dtype, order="C")
-
-    def _full_index(self, index: Any) -> tuple[Any, ...]:
-        """``index`` as one int or slice per axis (an ``...`` or missing trailing axes filled)."""
-        if not isinstance(index, tuple):
-            index = (index,)
-        if not any(i is Ellipsis for i in index):
-            index = (*index, Ellipsis)
-        at = next(k for k, i in enumerate(index) if i is Ellipsis)
-        n_fill = len(self._shape) - len(index) + 1
-        if n_fill < 0 or any(i is Ellipsis for i in index[at + 1 :]):
-            raise IndexError(f"invalid index {index!r} for shape {self._shape}")
-        return (*index[:at], *(slice(None),) * n_fill, *index[at + 1 :])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype, copy=False)
 
     def close(self) -> None:
         """Nothing to release: nibabel opens the file for each read (unless kept open)."""

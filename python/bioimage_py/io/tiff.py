@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.reader_array import ReaderArray
+
 __all__ = ["TiffArray", "open_tiff"]
 
 
@@ -32,28 +34,10 @@ def _tifffile() -> Any:
     return import_optional("tifffile", format="TIFF", install="pip install tifffile")
 
 
-def _normalize_roi(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    """``index`` (a slice, or a tuple of step-1 slices as sources pass) as one slice per axis."""
-    if not isinstance(index, tuple):
-        index = (index,)
-    if len(index) > len(shape):
-        raise TypeError(f"too many indices ({len(index)}) for an array of {len(shape)} dims")
-    roi = []
-    for entry, size in zip(index + (slice(None),) * (len(shape) - len(index)), shape):
-        if not isinstance(entry, slice):
-            raise TypeError(f"only tuples of slices are supported here, got {entry!r}")
-        start, stop, step = entry.indices(size)
-        if step != 1:
-            raise ValueError(f"only slices with step 1 are supported, got step {step}")
-        roi.append(slice(start, max(start, stop)))
-    return tuple(roi)
-
-
-class TiffArray:
+class TiffArray(ReaderArray):
     """One series of a TIFF file as a read-only, lazily read array.
 
-    ``arr[roi]`` takes a slice or a tuple of step-1 slices (what ``bioimage_py`` sources pass) and
-    returns a new numpy array. ``memmapped`` tells whether the data is memory-mapped.
+    ``arr[index]`` takes numpy basic indexing and returns a new numpy array. ``memmapped`` tells whether the data is memory-mapped.
     """
 
     def __init__(self, path: str, series: int = 0) -> None:
@@ -102,22 +86,6 @@ class TiffArray:
         return self._path
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self._shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self._shape)
-
-    @property
     def chunks(self) -> tuple[int, ...] | None:
         """One page: ``(1, ..., y, x)``; ``None`` for a file whose pages are not planes."""
         if self._lead is None:
@@ -129,8 +97,7 @@ class TiffArray:
         """Whether the data is read from a memory map (uncompressed, contiguous)."""
         return self._memmap is not None
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        roi = _normalize_roi(index, self._shape)
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
         if self._memmap is not None:
             return np.array(self._memmap[roi], dtype=self._dtype)
         if self._lead is None:
@@ -154,10 +121,6 @@ class TiffArray:
                                       maxworkers=os.cpu_count())
         pages = np.asarray(pages, dtype=self._dtype).reshape(lead_shape + self._page_shape)
         return np.ascontiguousarray(pages[(Ellipsis, *page_roi)])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[()]
-        return data if dtype is None else data.astype(dtype)
 
     def close(self) -> None:
         self._memmap = None
