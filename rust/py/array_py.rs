@@ -389,6 +389,25 @@ fn parse_dtype(name: &str) -> PyResult<DataType> {
     DataType::from_name(name).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// Opens (or creates) an array with `open`, the GIL released, as a `NativeArray`.
+fn wrap_native<A: ChunkedArray + 'static>(
+    py: Python<'_>,
+    format: &'static str,
+    read_only: bool,
+    chunk_cache_bytes: usize,
+    missing_chunks: &str,
+    open: impl FnOnce() -> Result<A> + Send,
+) -> PyResult<NativeArray> {
+    let array = py.detach(open).map_err(|e| to_py_err(py, e))?;
+    NativeArray::new(
+        Arc::new(array),
+        format,
+        read_only,
+        chunk_cache_bytes,
+        missing_chunks,
+    )
+}
+
 /// zarr deletes chunks that hold only the fill value; when missing chunks are errors, such a
 /// chunk must stay stored or it would read as missing.
 fn keep_fill_chunks_when_missing_is_an_error(array: &mut ZarrArray, missing_chunks: &str) {
@@ -408,16 +427,18 @@ fn open_zarr(
     chunk_cache_bytes: usize,
     missing_chunks: &str,
 ) -> PyResult<NativeArray> {
-    let mut array = py
-        .detach(|| ZarrArray::open(&root, key))
-        .map_err(|e| to_py_err(py, e))?;
-    keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
-    NativeArray::new(
-        Arc::new(array),
+    wrap_native(
+        py,
         "zarr",
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || {
+            ZarrArray::open(&root, key).map(|mut array| {
+                keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
+                array
+            })
+        },
     )
 }
 
@@ -454,17 +475,12 @@ fn create_zarr(
         fill_value: fill_value.map_or(Ok(FillScalar::Int(0)), fill_scalar)?,
         overwrite,
     };
-    let mut array = py
-        .detach(|| ZarrArray::create(&root, key, &options))
-        .map_err(|e| to_py_err(py, e))?;
-    keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
-    NativeArray::new(
-        Arc::new(array),
-        "zarr",
-        false,
-        chunk_cache_bytes,
-        missing_chunks,
-    )
+    wrap_native(py, "zarr", false, chunk_cache_bytes, missing_chunks, || {
+        ZarrArray::create(&root, key, &options).map(|mut array| {
+            keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
+            array
+        })
+    })
 }
 
 /// Opens the N5 dataset at `key` of the container at `root`.
@@ -478,15 +494,13 @@ fn open_n5(
     chunk_cache_bytes: usize,
     missing_chunks: &str,
 ) -> PyResult<NativeArray> {
-    let array = py
-        .detach(|| N5Array::open(&root, key))
-        .map_err(|e| to_py_err(py, e))?;
-    NativeArray::new(
-        Arc::new(array),
+    wrap_native(
+        py,
         "n5",
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || N5Array::open(&root, key),
     )
 }
 
@@ -512,16 +526,9 @@ fn create_n5(
     let dtype = parse_dtype(dtype)?;
     let compression =
         N5Compression::from_name(compression, compression_level).map_err(|e| to_py_err(py, e))?;
-    let array = py
-        .detach(|| N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite))
-        .map_err(|e| to_py_err(py, e))?;
-    NativeArray::new(
-        Arc::new(array),
-        "n5",
-        false,
-        chunk_cache_bytes,
-        missing_chunks,
-    )
+    wrap_native(py, "n5", false, chunk_cache_bytes, missing_chunks, || {
+        N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite)
+    })
 }
 
 /// The keys of the zarr arrays below `root`, sorted; `""` for an array at the root.
@@ -551,15 +558,13 @@ fn open_hdf5(
     chunk_cache_bytes: usize,
     missing_chunks: &str,
 ) -> PyResult<NativeArray> {
-    let array = py
-        .detach(|| Hdf5Array::open(&path, key, !read_only))
-        .map_err(|e| to_py_err(py, e))?;
-    NativeArray::new(
-        Arc::new(array),
+    wrap_native(
+        py,
         "hdf5",
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || Hdf5Array::open(&path, key, !read_only),
     )
 }
 
@@ -595,16 +600,9 @@ fn create_hdf5(
         fill_value: fill_value.map(fill_scalar).transpose()?,
         overwrite,
     };
-    let array = py
-        .detach(|| Hdf5Array::create(&path, key, &options))
-        .map_err(|e| to_py_err(py, e))?;
-    NativeArray::new(
-        Arc::new(array),
-        "hdf5",
-        false,
-        chunk_cache_bytes,
-        missing_chunks,
-    )
+    wrap_native(py, "hdf5", false, chunk_cache_bytes, missing_chunks, || {
+        Hdf5Array::create(&path, key, &options)
+    })
 }
 
 /// The paths of the datasets below group `key` of the HDF5 file at `path`, sorted.
