@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from bioimage_py import _core
+from bioimage_py.io.native import check_native_options
 
 __all__ = ["Hdf5File", "open_native_hdf5"]
 
@@ -102,10 +103,7 @@ def open_native_hdf5(
         ValueError: bad options, or the file is not HDF5 (naming the path).
         FileNotFoundError: ``mode`` ``"r"`` or ``"r+"`` and no file at ``path``.
     """
-    if not isinstance(chunk_cache_bytes, int) or chunk_cache_bytes < 0:
-        raise ValueError(f"chunk_cache_bytes must be a non-negative int, got {chunk_cache_bytes!r}")
-    if missing_chunks not in ("fill", "error"):
-        raise ValueError(f'missing_chunks must be "fill" or "error", got {missing_chunks!r}')
+    check_native_options(chunk_cache_bytes, missing_chunks)
     if mode in ("a", "w"):
         _core.create_hdf5_file(path, truncate=mode == "w")
     elif not os.path.isfile(path):

@@ -14,7 +14,13 @@ from typing import Any, Callable
 
 from bioimage_py import _core
 
-__all__ = ["NativeContainer", "is_native_array_dir", "open_native_n5", "open_native_zarr"]
+__all__ = [
+    "NativeContainer",
+    "check_native_options",
+    "is_native_array_dir",
+    "open_native_n5",
+    "open_native_zarr",
+]
 
 N5_VERSION = "4.0.0"
 
@@ -55,7 +61,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def _check_options(chunk_cache_bytes: int, missing_chunks: str) -> None:
+def check_native_options(chunk_cache_bytes: int, missing_chunks: str) -> None:
+    """Validates the open options every native array takes (zarr, N5, HDF5)."""
     if not isinstance(chunk_cache_bytes, int) or chunk_cache_bytes < 0:
         raise ValueError(f"chunk_cache_bytes must be a non-negative int, got {chunk_cache_bytes!r}")
     if missing_chunks not in ("fill", "error"):
@@ -92,7 +99,7 @@ class NativeContainer:
         chunk_cache_bytes: int = _core.DEFAULT_CHUNK_CACHE_BYTES,
         missing_chunks: str = "fill",
     ) -> None:
-        _check_options(chunk_cache_bytes, missing_chunks)
+        check_native_options(chunk_cache_bytes, missing_chunks)
         self.path = path
         self.format = format
         self.mode = mode
@@ -144,7 +151,7 @@ def _open_native(
     missing_chunks: str = "fill",
 ) -> Any:
     # Every argument is checked before mode "w" may delete anything.
-    _check_options(chunk_cache_bytes, missing_chunks)
+    check_native_options(chunk_cache_bytes, missing_chunks)
     options = {"chunk_cache_bytes": chunk_cache_bytes, "missing_chunks": missing_chunks}
     root = Path(path)
     if mode == "w":
