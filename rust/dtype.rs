@@ -74,6 +74,60 @@ impl DataType {
     }
 }
 
+/// Runs `$body` with `$T` bound to the Rust element type of a `DataType` (`bool`, `i8`, ...,
+/// `f64`): one monomorphic body per type.
+macro_rules! with_element_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            DataType::Bool => {
+                type $T = bool;
+                $body
+            }
+            DataType::Int8 => {
+                type $T = i8;
+                $body
+            }
+            DataType::Int16 => {
+                type $T = i16;
+                $body
+            }
+            DataType::Int32 => {
+                type $T = i32;
+                $body
+            }
+            DataType::Int64 => {
+                type $T = i64;
+                $body
+            }
+            DataType::UInt8 => {
+                type $T = u8;
+                $body
+            }
+            DataType::UInt16 => {
+                type $T = u16;
+                $body
+            }
+            DataType::UInt32 => {
+                type $T = u32;
+                $body
+            }
+            DataType::UInt64 => {
+                type $T = u64;
+                $body
+            }
+            DataType::Float32 => {
+                type $T = f32;
+                $body
+            }
+            DataType::Float64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_element_type;
+
 #[cfg(test)]
 mod tests {
     use super::*;

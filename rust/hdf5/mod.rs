@@ -38,7 +38,7 @@ use ndarray::{ArrayViewD, IxDyn};
 use crate::chunked::{
     check_region, chunk_region, copy_box, region_len, write_region_by_chunks, ChunkedArray,
 };
-use crate::dtype::DataType;
+use crate::dtype::{with_element_type, DataType};
 use crate::error::{Error, Result};
 use crate::zarr::FillScalar;
 
@@ -227,58 +227,6 @@ impl Element for bool {
     }
 }
 
-/// Runs `$body` with `$t` bound to the Rust type of `$dtype`.
-macro_rules! with_type {
-    ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            DataType::Bool => {
-                type $t = bool;
-                $body
-            }
-            DataType::Int8 => {
-                type $t = i8;
-                $body
-            }
-            DataType::Int16 => {
-                type $t = i16;
-                $body
-            }
-            DataType::Int32 => {
-                type $t = i32;
-                $body
-            }
-            DataType::Int64 => {
-                type $t = i64;
-                $body
-            }
-            DataType::UInt8 => {
-                type $t = u8;
-                $body
-            }
-            DataType::UInt16 => {
-                type $t = u16;
-                $body
-            }
-            DataType::UInt32 => {
-                type $t = u32;
-                $body
-            }
-            DataType::UInt64 => {
-                type $t = u64;
-                $body
-            }
-            DataType::Float32 => {
-                type $t = f32;
-                $body
-            }
-            DataType::Float64 => {
-                type $t = f64;
-                $body
-            }
-        }
-    };
-}
-
 fn selection(region: &[Range<u64>]) -> Selection {
     let slices: Vec<SliceOrIndex> = region
         .iter()
@@ -407,7 +355,7 @@ impl Hdf5Array {
         }
         let fill = match fill_value {
             None => None,
-            Some(value) => Some(with_type!(dtype, T => {
+            Some(value) => Some(with_element_type!(dtype, T => {
                 let mut bytes = vec![0u8; dtype.size()];
                 let value = T::from_fill(value).ok_or_else(|| {
                     Error::InvalidArgument(format!(
@@ -430,7 +378,7 @@ impl Hdf5Array {
                 }
                 h5file.unlink(key).map_err(meta)?;
             }
-            with_type!(dtype, T => {
+            with_element_type!(dtype, T => {
                 let mut builder = h5file.new_dataset::<T>().shape(to_usize(shape));
                 if let Some(chunks) = chunk_shape {
                     builder = builder.chunk(to_usize(chunks));
@@ -482,7 +430,7 @@ impl Hdf5Array {
                     return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
                 }
                 let dcpl = dataset.dcpl().map_err(|e| meta(e.to_string()))?;
-                let fill = with_type!(dtype, T => {
+                let fill = with_element_type!(dtype, T => {
                     let value: T = dcpl
                         .get_fill_value_as::<T>()
                         .map_err(|e| meta(e.to_string()))?
@@ -622,7 +570,7 @@ impl Hdf5Array {
             return Ok(());
         }
         self.file.with_dataset(&self.key, |dataset| {
-            with_type!(self.dtype, T => {
+            with_element_type!(self.dtype, T => {
                 let values: ndarray::ArrayD<T> = dataset
                     .read_slice::<T, _, IxDyn>(selection(region))
                     .map_err(|e| self.io_error(format!("cannot read region {region:?}: {e}")))?;
@@ -684,7 +632,7 @@ impl Hdf5Array {
     fn write_through_library(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
         let shape: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
         self.file.with_dataset(&self.key, |dataset| {
-            with_type!(self.dtype, T => {
+            with_element_type!(self.dtype, T => {
                 let values = T::from_bytes(data);
                 let view = ArrayViewD::from_shape(IxDyn(&shape), &values)
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;

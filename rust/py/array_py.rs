@@ -19,7 +19,7 @@ use crate::chunk_cache::ChunkCache;
 use crate::chunked::{
     chunk_region, chunk_selections, read_region_into, ChunkedArray, MissingChunks,
 };
-use crate::dtype::DataType;
+use crate::dtype::{with_element_type, DataType};
 use crate::error::Result;
 use crate::hdf5::{
     create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, Hdf5Array, Hdf5Compression, Hdf5Create,
@@ -46,58 +46,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(py_hdf5_node_kind, module)?)?;
     module.add_function(wrap_pyfunction!(py_create_hdf5_file, module)?)?;
     Ok(())
-}
-
-/// Runs `$body` with `$T` bound to the Rust element type of a `DataType`.
-macro_rules! with_element_type {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            DataType::Bool => {
-                type $T = bool;
-                $body
-            }
-            DataType::Int8 => {
-                type $T = i8;
-                $body
-            }
-            DataType::Int16 => {
-                type $T = i16;
-                $body
-            }
-            DataType::Int32 => {
-                type $T = i32;
-                $body
-            }
-            DataType::Int64 => {
-                type $T = i64;
-                $body
-            }
-            DataType::UInt8 => {
-                type $T = u8;
-                $body
-            }
-            DataType::UInt16 => {
-                type $T = u16;
-                $body
-            }
-            DataType::UInt32 => {
-                type $T = u32;
-                $body
-            }
-            DataType::UInt64 => {
-                type $T = u64;
-                $body
-            }
-            DataType::Float32 => {
-                type $T = f32;
-                $body
-            }
-            DataType::Float64 => {
-                type $T = f64;
-                $body
-            }
-        }
-    };
 }
 
 /// An open native array. Made by `open_zarr`, `create_zarr`, `open_n5`, `create_n5`,
