@@ -33,6 +33,24 @@ fn pattern(dtype: DataType, n: usize) -> Vec<u8> {
     (0..n).flat_map(|i| element(dtype, i)).collect()
 }
 
+/// Options for a dataset without shuffle or fill value, not replacing one.
+fn options(
+    shape: &[u64],
+    chunks: Option<&[u64]>,
+    dtype: DataType,
+    compression: Hdf5Compression,
+) -> Hdf5Create {
+    Hdf5Create {
+        shape: shape.to_vec(),
+        chunk_shape: chunks.map(<[u64]>::to_vec),
+        dtype,
+        compression,
+        shuffle: false,
+        fill_value: None,
+        overwrite: false,
+    }
+}
+
 fn read_fast(array: &Hdf5Array, region: &[Range<u64>]) -> Vec<u8> {
     let mut out = vec![0u8; region_len(region) * array.dtype().size()];
     read_region_into(array, None, MissingChunks::Fill, region, &mut out).unwrap();
@@ -68,13 +86,8 @@ fn round_trip(
             &path,
             "a/b/data",
             &Hdf5Create {
-                shape: shape.to_vec(),
-                chunk_shape: chunks.map(<[u64]>::to_vec),
-                dtype,
-                compression,
                 shuffle,
-                fill_value: None,
-                overwrite: false,
+                ..options(&shape, chunks, dtype, compression)
             },
         )
         .unwrap();
@@ -138,13 +151,13 @@ fn pipeline_is_shuffle_then_deflate() {
         &path,
         "x",
         &Hdf5Create {
-            shape: vec![8, 8],
-            chunk_shape: Some(vec![4, 4]),
-            dtype: DataType::UInt16,
-            compression: Hdf5Compression::Gzip { level: 4 },
             shuffle: true,
-            fill_value: None,
-            overwrite: false,
+            ..options(
+                &[8, 8],
+                Some(&[4, 4]),
+                DataType::UInt16,
+                Hdf5Compression::Gzip { level: 4 },
+            )
         },
     )
     .unwrap();
@@ -166,13 +179,13 @@ fn partial_writes_missing_chunks_and_edge_chunks() {
         &path,
         "x",
         &Hdf5Create {
-            shape: vec![10, 7],
-            chunk_shape: Some(vec![4, 3]),
-            dtype: DataType::UInt16,
-            compression: Hdf5Compression::Gzip { level: 1 },
             shuffle: true,
-            fill_value: None,
-            overwrite: false,
+            ..options(
+                &[10, 7],
+                Some(&[4, 3]),
+                DataType::UInt16,
+                Hdf5Compression::Gzip { level: 1 },
+            )
         },
     )
     .unwrap();
@@ -222,15 +235,12 @@ fn corrupt_chunks_are_errors_naming_the_chunk() {
         let array = Hdf5Array::create(
             &path,
             "g/x",
-            &Hdf5Create {
-                shape: vec![16, 16],
-                chunk_shape: Some(vec![8, 8]),
-                dtype: DataType::UInt32,
-                compression: Hdf5Compression::Gzip { level: 1 },
-                shuffle: false,
-                fill_value: None,
-                overwrite: false,
-            },
+            &options(
+                &[16, 16],
+                Some(&[8, 8]),
+                DataType::UInt32,
+                Hdf5Compression::Gzip { level: 1 },
+            ),
         )
         .unwrap();
         array.write_region(&[0..16, 0..16], &data).unwrap();
@@ -273,58 +283,34 @@ fn bad_arguments_and_read_only() {
     let array = Hdf5Array::create(
         &path,
         "x",
-        &Hdf5Create {
-            shape: vec![4],
-            chunk_shape: Some(vec![2]),
-            dtype: DataType::Int8,
-            compression: Hdf5Compression::None,
-            shuffle: false,
-            fill_value: None,
-            overwrite: false,
-        },
+        &options(&[4], Some(&[2]), DataType::Int8, Hdf5Compression::None),
     )
     .unwrap();
     drop(array);
     let exists = Hdf5Array::create(
         &path,
         "x",
-        &Hdf5Create {
-            shape: vec![4],
-            chunk_shape: None,
-            dtype: DataType::Int8,
-            compression: Hdf5Compression::None,
-            shuffle: false,
-            fill_value: None,
-            overwrite: false,
-        },
+        &options(&[4], None, DataType::Int8, Hdf5Compression::None),
     );
     assert!(exists.is_err());
     assert!(Hdf5Array::create(
         &path,
         "x",
         &Hdf5Create {
-            shape: vec![4],
-            chunk_shape: None,
-            dtype: DataType::Int8,
-            compression: Hdf5Compression::None,
-            shuffle: false,
-            fill_value: None,
             overwrite: true,
+            ..options(&[4], None, DataType::Int8, Hdf5Compression::None)
         },
     )
     .is_ok());
     let gzip_contiguous = Hdf5Array::create(
         &path,
         "y",
-        &Hdf5Create {
-            shape: vec![4],
-            chunk_shape: None,
-            dtype: DataType::Int8,
-            compression: Hdf5Compression::Gzip { level: 1 },
-            shuffle: false,
-            fill_value: None,
-            overwrite: false,
-        },
+        &options(
+            &[4],
+            None,
+            DataType::Int8,
+            Hdf5Compression::Gzip { level: 1 },
+        ),
     );
     assert!(gzip_contiguous.is_err());
     let array = Hdf5Array::open(&path, "x", false).unwrap();
@@ -358,15 +344,7 @@ fn contiguous_datasets_read_in_slabs() {
     let array = Hdf5Array::create(
         &path,
         "s",
-        &Hdf5Create {
-            shape: shape.to_vec(),
-            chunk_shape: None,
-            dtype: DataType::Float64,
-            compression: Hdf5Compression::None,
-            shuffle: false,
-            fill_value: None,
-            overwrite: false,
-        },
+        &options(&shape, None, DataType::Float64, Hdf5Compression::None),
     )
     .unwrap();
     assert!(!array.chunk_exists(&[0, 0]).unwrap());
@@ -398,13 +376,13 @@ fn writes_for_h5py() {
         &path,
         "vol/data",
         &Hdf5Create {
-            shape: vec![37, 41, 23],
-            chunk_shape: Some(vec![8, 16, 8]),
-            dtype: DataType::UInt16,
-            compression: Hdf5Compression::Gzip { level: 4 },
             shuffle: true,
-            fill_value: None,
-            overwrite: false,
+            ..options(
+                &[37, 41, 23],
+                Some(&[8, 16, 8]),
+                DataType::UInt16,
+                Hdf5Compression::Gzip { level: 4 },
+            )
         },
     )
     .unwrap();
@@ -419,13 +397,13 @@ fn create_u16(path: &std::path::Path, key: &str, fill_value: Option<FillScalar>)
         path,
         key,
         &Hdf5Create {
-            shape: vec![6, 5],
-            chunk_shape: Some(vec![4, 4]),
-            dtype: DataType::UInt16,
-            compression: Hdf5Compression::Lzf,
-            shuffle: false,
             fill_value,
-            overwrite: false,
+            ..options(
+                &[6, 5],
+                Some(&[4, 4]),
+                DataType::UInt16,
+                Hdf5Compression::Lzf,
+            )
         },
     )
     .unwrap()
@@ -477,18 +455,14 @@ fn datasets_and_groups_are_listed() {
 #[test]
 fn fill_values_must_fit_the_dtype() {
     let path = temp_file("fill.h5");
-    let options = |fill| Hdf5Create {
-        shape: vec![3],
-        chunk_shape: Some(vec![2]),
-        dtype: DataType::UInt8,
-        compression: Hdf5Compression::None,
-        shuffle: false,
+    let with_fill = |fill| Hdf5Create {
         fill_value: Some(fill),
         overwrite: true,
+        ..options(&[3], Some(&[2]), DataType::UInt8, Hdf5Compression::None)
     };
-    assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Int(256))).is_err());
-    assert!(Hdf5Array::create(&path, "x", &options(FillScalar::Float(0.5))).is_err());
-    let array = Hdf5Array::create(&path, "x", &options(FillScalar::Float(255.0))).unwrap();
+    assert!(Hdf5Array::create(&path, "x", &with_fill(FillScalar::Int(256))).is_err());
+    assert!(Hdf5Array::create(&path, "x", &with_fill(FillScalar::Float(0.5))).is_err());
+    let array = Hdf5Array::create(&path, "x", &with_fill(FillScalar::Float(255.0))).unwrap();
     let whole = 0..3u64;
     assert_eq!(
         read_fast(&array, std::slice::from_ref(&whole)),
