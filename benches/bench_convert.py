@@ -64,7 +64,7 @@ def ours(job_type: str) -> Converter:
     def convert(src: str, fmt: str, dst: str, workers: int, shape: tuple[int, ...],
                 dtype: np.dtype) -> None:
         from bioimage_py import copy, open_source
-        from bioimage_py.io import create_array
+        from bioimage_py import create_array
 
         out_fmt = "n5" if fmt == "zarr3" else "zarr3"
         compression, level = ("gzip", 1) if out_fmt == "n5" else ("zstd", 3)

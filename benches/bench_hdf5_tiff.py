@@ -42,7 +42,7 @@ import harness  # noqa: E402
 import volumes  # noqa: E402
 
 import bioimage_py as bp  # noqa: E402
-from bioimage_py.io import create_array  # noqa: E402
+from bioimage_py import create_array  # noqa: E402
 
 CHUNKS = (64, 64, 64)
 TARGETS = {"W1": 1.5, "W2": 5.0, "W3": 2.0, "W4": None}  # issue 4, ours against h5py

@@ -27,7 +27,7 @@ cold; the open is part of the timed work):
 - W4: create a fresh array of the same format and compression and write it with chunk-aligned
   128^3 blocks taken from memory.
 
-Readers: ours (``bioimage_py.open_source`` / ``bioimage_py.io.create_array``), tensorstore
+Readers: ours (``bioimage_py.open_source`` / ``bioimage_py.create_array``), tensorstore
 (default context: no chunk cache, as users open it), tensorstore+cache (W2 only: a cache pool
 as large as our decoded-chunk cache, tensorstore's best for the halo pattern), zarr-python,
 zarr-python with the zarrs codec pipeline (strict: no silent fallback), z5py (N5, zarr v2 and
@@ -155,7 +155,7 @@ class Ours(Reader):
 
     def create(self, fmt: Format, container: str, shape: tuple[int, ...], dtype: Any,
                chunks: tuple[int, ...]) -> Any:
-        from bioimage_py.io import create_array
+        from bioimage_py import create_array
 
         extra = {"zarr_format": fmt.zarr_format} if fmt.kind == "zarr" else {}
         return create_array(container, KEY, shape=shape, dtype=dtype, chunks=chunks,

@@ -1,4 +1,4 @@
-"""bioimage_py.sources.cloudvolume: CloudVolumeSource / open_cloudvolume.
+"""bioimage_py.sources.cloudvolume_source: CloudVolumeSource / open_cloudvolume.
 
 Every layer is a real neuroglancer-precomputed layer under ``tmp_path`` (``file://``), created
 and written by cloud-volume itself (``CloudVolume.create_new_info`` + ``commit_info``); what the

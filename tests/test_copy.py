@@ -16,11 +16,10 @@ import z5py
 import zarr
 
 import copy_fault_format  # noqa: F401  (registers the test-only "faulty" format)
-from bioimage_py import copy, open_source
+from bioimage_py import copy, create_array, open_source
 from bioimage_py.blocking import Blocking
 from bioimage_py.copy import _batches
 from bioimage_py.errors import BlockFailure
-from bioimage_py.io import create_array
 from bioimage_py.util import to_roi
 
 SHAPE = (45, 70, 52)  # no axis a multiple of the chunks: edge blocks are clipped

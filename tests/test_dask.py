@@ -14,10 +14,9 @@ import pytest
 from distributed import Client, LocalCluster
 
 import copy_fault_format  # noqa: F401  (registers the test-only "faulty" format)
-from bioimage_py import copy, open_source, to_dask
+from bioimage_py import copy, create_array, open_source, to_dask
 from bioimage_py.blocking import Blocking
 from bioimage_py.errors import BlockFailure
-from bioimage_py.io import create_array
 from bioimage_py.util import to_roi
 
 SHAPE = (40, 50, 36)
@@ -134,8 +133,8 @@ def test_to_dask_chunks_and_values(client, source, data):
     )
 
 
-def test_to_dask_method_and_chunks_argument(source, data):
-    array = source.to_dask(chunks=(40, 25, 36))
+def test_to_dask_chunks_argument(source, data):
+    array = to_dask(source, chunks=(40, 25, 36))
     assert array.chunks == ((40,), (25, 25), (36,))
     with dask.config.set(scheduler="threads"):
         np.testing.assert_array_equal(array.compute(), data)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import bioimage_py as bp
 from bioimage_py._core import NativeArray
-from bioimage_py.io import create_array
+from bioimage_py import create_array
 from bioimage_py.sources import FileSource, from_spec
 
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -18,6 +18,7 @@ import pytest
 import z5py
 import zarr
 
+import bioimage_py
 import bioimage_py.io as bio
 from bioimage_py import _core as bio_core
 from bioimage_py._core import NativeArray
@@ -314,7 +315,8 @@ def test_hdf5_needs_no_h5py(tmp_path):
     code = (
         "import sys; sys.modules['h5py'] = None\n"
         "import bioimage_py.io as io\n"
-        "io.create_array(sys.argv[1], 'g/x', shape=(4, 6), dtype='uint16')[1:3, 2:5] = 7\n"
+        "from bioimage_py import create_array\n"
+        "create_array(sys.argv[1], 'g/x', shape=(4, 6), dtype='uint16')[1:3, 2:5] = 7\n"
         "f = io.open_file(sys.argv[1])\n"
         "print(type(f).__name__, f.list_arrays(), int(f['g/x'][...].sum()))\n"
     )
@@ -339,7 +341,7 @@ def test_zarr_and_n5_need_neither_zarr_python_nor_z5py(tmp_path):
         "import sys; sys.modules['zarr'] = None; sys.modules['z5py'] = None\n"
         "import numpy as np\n"
         "import bioimage_py as bp\n"
-        "from bioimage_py.io import create_array\n"
+        "from bioimage_py import create_array\n"
         "for name in ('c.zarr', 'c.n5'):\n"
         "    path = sys.argv[1] + '/' + name\n"
         "    create_array(path, 'g/x', shape=(4, 6), chunks=(2, 3), dtype='uint16')[...] = 7\n"
@@ -503,7 +505,7 @@ def test_open_file_creating_modes_write_a_root_group(tmp_path, name, fmt, mode):
     assert f.list_arrays() == []
     assert is_peer_root_group(path, fmt)
     # the new container takes arrays, and the peer library sees them
-    bio.create_array(path, "g/x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
+    bioimage_py.create_array(path, "g/x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
     np.testing.assert_array_equal(read_back(path, fmt, "g/x"), data())
 
 
@@ -560,7 +562,7 @@ def test_open_file_mode_w_empty_folder_becomes_a_container(tmp_path, name):
 @pytest.mark.parametrize("name", ["c.zarr", "c.n5"])
 def test_open_file_mode_w_bad_option_leaves_the_container_alone(tmp_path, name):
     path = tmp_path / name
-    bio.create_array(path, "x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
+    bioimage_py.create_array(path, "x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
     with pytest.raises(TypeError):
         bio.open_file(path, mode="w", shape=(3, 5), dtype="float32")
     np.testing.assert_array_equal(read_back(path, "zarr" if name.endswith("zarr") else "n5",
@@ -570,7 +572,7 @@ def test_open_file_mode_w_bad_option_leaves_the_container_alone(tmp_path, name):
 @pytest.mark.parametrize("name", ["c.zarr", "c.n5"])
 def test_open_file_passes_native_options(tmp_path, name):
     path = tmp_path / name
-    bio.create_array(path, "x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
+    bioimage_py.create_array(path, "x", shape=(4, 6), chunks=(2, 3), dtype="uint16")[...] = data()
     f = bio.open_file(path, chunk_cache_bytes=1234, missing_chunks="error")
     assert f["x"].chunk_cache_bytes == 1234
     assert f["x"].missing_chunks == "error"
@@ -781,7 +783,7 @@ def test_open_array_mode_w_truncates(tmp_path, writer, name, fmt):
         bio.open_array(path, "data")
     if fmt == "hdf5":
         return
-    bio.create_array(path, "new", shape=(3, 5), dtype="float32", chunks=(2, 2),
+    bioimage_py.create_array(path, "new", shape=(3, 5), dtype="float32", chunks=(2, 2),
                      fill_value=1.5 if fmt == "zarr" else 0)
     array, key, resolved = bio.open_array(path, mode="r+")
     assert (key, resolved) == ("new", fmt)

@@ -28,7 +28,7 @@ import zarr
 
 import bioimage_py as bp
 from bioimage_py._core import NativeArray
-from bioimage_py.io import create_array
+from bioimage_py import create_array
 from bioimage_py.sources import FileSource, SourceSpec, from_spec
 
 

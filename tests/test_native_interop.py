@@ -32,7 +32,7 @@ from zarr.codecs import (
 
 import bioimage_py as bp
 from bioimage_py._core import NativeArray
-from bioimage_py.io import create_array
+from bioimage_py import create_array
 from bioimage_py.sources import ArraySource, FileSource, as_source, from_spec
 
 

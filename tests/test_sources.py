@@ -33,7 +33,7 @@ from bioimage_py.sources import (
     open_source,
     register_source,
 )
-from bioimage_py.sources import convert
+from bioimage_py.sources import dispatch
 
 SPEC_EXPORTS = {
     "ArraySource", "Source", "SourceSpec", "SourceLike", "as_source", "from_spec",
@@ -136,7 +136,7 @@ def test_exports_the_spec_names():
     lazy = {"CloudVolumeSource", "open_cloudvolume", "WebKnossosSource", "open_webknossos"}
     eager = SPEC_EXPORTS - lazy
     # The lazy names are exported once their modules exist (issue 5); `import *` must work now.
-    assert eager <= set(sources.__all__) <= SPEC_EXPORTS
+    assert eager <= set(sources.__all__) <= SPEC_EXPORTS | {"create_array"}
     namespace: dict = {}
     exec("from bioimage_py.sources import *", namespace)
     assert eager <= set(namespace)
@@ -150,10 +150,10 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 def test_lazy_names_come_from_their_module(monkeypatch):
-    fake = types.ModuleType("bioimage_py.sources.cloudvolume")
+    fake = types.ModuleType("bioimage_py.sources.cloudvolume_source")
     fake.CloudVolumeSource = type("CloudVolumeSource", (), {})
     fake.open_cloudvolume = lambda *args, **kwargs: None
-    monkeypatch.setitem(sys.modules, "bioimage_py.sources.cloudvolume", fake)
+    monkeypatch.setitem(sys.modules, "bioimage_py.sources.cloudvolume_source", fake)
     cached = vars(sources).pop("CloudVolumeSource", None)
     try:
         assert sources.CloudVolumeSource is fake.CloudVolumeSource
@@ -617,9 +617,9 @@ def test_as_source_dispatch_numpy_zarr_z5py(tmp_path):
 def test_as_source_cloudvolume_handle_is_detected_by_module(monkeypatch):
     """A CloudVolume handle goes to CloudVolumeSource, imported only then (stand-ins for both)."""
     built = []
-    fake = types.ModuleType("bioimage_py.sources.cloudvolume")
+    fake = types.ModuleType("bioimage_py.sources.cloudvolume_source")
     fake.CloudVolumeSource = lambda volume: built.append(volume) or ListSource(np.zeros(2))
-    monkeypatch.setitem(sys.modules, "bioimage_py.sources.cloudvolume", fake)
+    monkeypatch.setitem(sys.modules, "bioimage_py.sources.cloudvolume_source", fake)
     module = "cloudvolume.frontends.precomputed"
     handle_type = type("CloudVolumePrecomputed", (), {"__module__": module})
     handle = handle_type()
@@ -629,7 +629,7 @@ def test_as_source_cloudvolume_handle_is_detected_by_module(monkeypatch):
 
 @pytest.fixture
 def no_converters(monkeypatch):
-    monkeypatch.setattr(convert, "_CONVERTERS", [])
+    monkeypatch.setattr(dispatch, "_CONVERTERS", [])
 
 
 def test_registered_converters_run_in_order_before_builtins(no_converters):
@@ -680,8 +680,8 @@ def test_from_spec_accepts_dicts(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "module", "attribute"),
     [
-        ("cloudvolume", "bioimage_py.sources.cloudvolume", "CloudVolumeSource"),
-        ("webknossos", "bioimage_py.sources.webknossos", "WebKnossosSource"),
+        ("cloudvolume", "bioimage_py.sources.cloudvolume_source", "CloudVolumeSource"),
+        ("webknossos", "bioimage_py.sources.webknossos_source", "WebKnossosSource"),
     ],
 )
 def test_from_spec_reopens_remote_kinds_lazily(monkeypatch, kind, module, attribute):
@@ -698,9 +698,9 @@ def test_from_spec_reopens_remote_kinds_lazily(monkeypatch, kind, module, attrib
 
 def test_from_spec_wrapper_goes_to_wrapper_module(monkeypatch):
     reopened = []
-    fake = types.ModuleType("bioimage_py.wrapper")
+    fake = types.ModuleType("bioimage_py.wrapper.base")
     fake.wrapper_from_spec = lambda spec: reopened.append(spec) or ListSource(np.zeros(1))
-    monkeypatch.setitem(sys.modules, "bioimage_py.wrapper", fake)
+    monkeypatch.setitem(sys.modules, "bioimage_py.wrapper.base", fake)
     spec = SourceSpec("wrapper", params={"class": "Threshold"}, wrapped=SourceSpec("zarr", "/x"))
     from_spec(spec)
     assert reopened == [spec]

@@ -1,4 +1,4 @@
-"""bioimage_py.sources.webknossos: WebKnossosSource / open_webknossos.
+"""bioimage_py.sources.webknossos_source: WebKnossosSource / open_webknossos.
 
 Every dataset is a real local WebKnossos dataset folder under a temporary directory, written by
 the webknossos library itself (``Dataset(...).add_layer(...).add_mag(...).write(...)``), with

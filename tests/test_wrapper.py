@@ -20,8 +20,7 @@ import pytest
 import zarr
 
 import bioimage_py.wrapper.normalize as normalize_module
-from bioimage_py import open_source
-from bioimage_py.io import create_array
+from bioimage_py import create_array, open_source
 from bioimage_py.sources import Source, SourceSpec, as_source, from_spec
 from bioimage_py.wrapper import (
     ExpandDimsSource,

@@ -201,7 +201,7 @@ def group_blocks_by_shards(
     """
 
 # --- native chunked arrays (zarr, N5) ---------------------------------------------------------
-# Used through `bioimage_py.open_source` / `bioimage_py.io.create_array`; errors: ValueError for
+# Used through `bioimage_py.open_source` / `bioimage_py.create_array`; errors: ValueError for
 # bad metadata or arguments, OSError for I/O and corrupt chunks (messages name the array path and
 # the chunk), FileNotFoundError for missing files and, with missing_chunks="error", chunks.
 

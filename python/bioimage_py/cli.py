@@ -244,7 +244,7 @@ def _hdf5_filters(path: str, key: str | None) -> str:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from bioimage_py import copy, io, open_source
+    from bioimage_py import copy, create_array, io, open_source
     from bioimage_py.io.create import default_chunks
 
     src_path = os.path.abspath(args.src)
@@ -275,7 +275,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        output = io.create_array(
+        output = create_array(
             dst_path, key, shape=shape, dtype=source.dtype, chunks=chunks, format=fmt,
             zarr_format=args.zarr_format, shards=shards, compression=compression,
             compression_level=level, overwrite=args.overwrite,

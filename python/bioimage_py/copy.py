@@ -99,7 +99,7 @@ def copy(
             raise ValueError(
                 "output=None returns a numpy array, and numpy arrays can only be used for local "
                 f"execution, not job_type={job_type!r}; pass a zarr or n5 array as the output "
-                "(e.g. made with bioimage_py.io.create_array)"
+                "(e.g. made with bioimage_py.create_array)"
             )
         output = result = np.zeros(source.shape, dtype=source.dtype)
     target = as_source(output)

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from bioimage_py.jobs.tasks import open_cached
-from bioimage_py.sources import SourceLike, SourceSpec, as_source
+from bioimage_py.io.create import default_chunks
+from bioimage_py.sources.base import SourceSpec
+from bioimage_py.sources.dispatch import SourceLike, as_source, from_spec_cached
 
 __all__ = ["to_dask"]
 
@@ -31,7 +32,7 @@ class _Reopening:
         self.ndim = len(shape)
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        return np.asarray(open_cached(self.spec, self.token)[index])
+        return np.asarray(from_spec_cached(self.spec, self.token)[index])
 
     def __reduce__(self) -> tuple:
         return (_Reopening, (self.spec, self.shape, self.dtype, self.token))
@@ -61,8 +62,6 @@ def to_dask(source: SourceLike, chunks: Sequence[int] | None = None) -> Any:
     spec = src.to_spec()
     shape = tuple(int(n) for n in src.shape)
     if chunks is None:
-        from bioimage_py.io.create import default_chunks
-
         chunks = src.chunks or default_chunks(shape)
     chunks = tuple(chunks)
     if len(chunks) != len(shape) or not all(

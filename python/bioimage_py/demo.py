@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bioimage_py import cli, copy, open_source
-from bioimage_py.io import create_array
+from bioimage_py import create_array
 
 
 def synthetic_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""File formats: the format registry, opening files and the arrays inside them, creating arrays.
+"""File formats: the format registry, opening files and the arrays inside them.
 
 The writable container formats are registered on import: zarr and n5 are read and written by
 the Rust core; hdf5 through h5py, imported only when an HDF5 file is opened.
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from bioimage_py.io import formats as _formats  # noqa: F401  (registers the built-in formats)
 from bioimage_py.io.arrays import open_array
-from bioimage_py.io.create import create_array
 from bioimage_py.io.files import infer_extension, infer_format, open_file
 from bioimage_py.io.registry import (
     constructor_for_format,
@@ -20,7 +19,6 @@ from bioimage_py.io.registry import (
 
 __all__ = [
     "constructor_for_format",
-    "create_array",
     "format_for_extension",
     "infer_extension",
     "infer_format",

@@ -1,15 +1,19 @@
-"""Creating arrays: ``create_array`` makes a zarr (v2, v3, sharded v3), N5 or HDF5 array."""
+"""Creating arrays: ``create_native_array`` makes a zarr (v2, v3, sharded v3), N5 or HDF5 array.
+
+``bioimage_py.create_array`` (in ``sources.file_source``) wraps the new array as a writable
+``FileSource``; this module stays below the sources layer and returns the native array.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bioimage_py import _core
 from bioimage_py.io.files import as_path_str, resolve_format
 
-__all__ = ["DEFAULT_COMPRESSION", "create_array", "default_chunks"]
+__all__ = ["DEFAULT_COMPRESSION", "CreatedArray", "create_native_array", "default_chunks"]
 
 # Per format: what a new array is compressed with unless told otherwise.
 DEFAULT_COMPRESSION = {"zarr": ("zstd", 3), "n5": ("gzip", 1), "hdf5": ("gzip", 1)}
@@ -21,7 +25,16 @@ def default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(1, min(size, edge)) for size in shape)
 
 
-def create_array(
+class CreatedArray(NamedTuple):
+    """A new native array and where it lives."""
+
+    array: Any
+    path: str
+    internal_path: str
+    format: str
+
+
+def create_native_array(
     path: str | os.PathLike[str],
     internal_path: str = "",
     *,
@@ -36,7 +49,7 @@ def create_array(
     fill_value: int | float = 0,
     overwrite: bool = False,
     **open_kwargs: Any,
-) -> Any:
+) -> CreatedArray:
     """Create an array in a zarr store, an N5 container or an HDF5 file, and open it writable.
 
     Args:
@@ -58,14 +71,12 @@ def create_array(
             ``missing_chunks``), so workers reopen the array the same way.
 
     Returns:
-        A writable ``FileSource`` over the new array.
+        The new native array (writable), its absolute path, key and format.
 
     Raises:
         ValueError: unknown format, dtype or compression; chunks or shards that do not fit;
             an existing array without ``overwrite``.
     """
-    from bioimage_py.sources.file import FileSource
-
     path = os.path.abspath(as_path_str(path))
     fmt = resolve_format(path, format=format)
     dtype_name = np.dtype(dtype).name
@@ -102,8 +113,7 @@ def create_array(
         )
     else:
         raise ValueError(f"cannot create {fmt} arrays: only zarr, n5 and hdf5 are writable")
-    return FileSource(array, path=path, internal_path=key, format=fmt, mode="r+",
-                      open_kwargs=open_kwargs, writable=True)
+    return CreatedArray(array, path, key, fmt)
 
 
 def _exact(value: Any) -> int | float:

@@ -6,9 +6,6 @@ with an ``ImportError`` naming the package to install.
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 from bioimage_py.io.folder import open_folder
 from bioimage_py.io.hdf5 import open_native_hdf5
 from bioimage_py.io.mrc import open_mrc
@@ -16,24 +13,6 @@ from bioimage_py.io.native import open_native_n5, open_native_zarr
 from bioimage_py.io.nifti import open_nifti
 from bioimage_py.io.registry import register_format
 from bioimage_py.io.tiff import open_tiff
-
-__all__ = ["import_optional"]
-
-
-def import_optional(module: str, *, format: str, install: str) -> ModuleType:
-    """Import ``module``, or explain which package to install to open ``format`` files.
-
-    Raises:
-        ImportError: Naming the package (``install``) when ``module`` cannot be imported.
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"Opening {format} files requires the Python package {module!r}, which is not "
-            f"installed; install it with: {install}"
-        ) from err
-
 
 register_format("zarr", [".zarr", ".zr"], open_native_zarr, writable=True)
 register_format("n5", [".n5"], open_native_n5, writable=True)

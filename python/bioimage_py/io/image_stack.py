@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 
 __all__ = ["ImageStack", "ImageStackFolder", "natural_key"]
@@ -47,14 +48,10 @@ def _is_tiff(path: str) -> bool:
 
 
 def _tifffile() -> Any:
-    from bioimage_py.io.formats import import_optional
-
     return import_optional("tifffile", format="TIFF", install="pip install tifffile")
 
 
 def _imageio() -> Any:
-    from bioimage_py.io.formats import import_optional
-
     return import_optional("imageio.v3", format="image slice", install="pip install imageio")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 
 __all__ = ["CUBE_EDGE", "KnossosArray", "KnossosFile", "is_knossos_dataset"]
@@ -35,8 +36,6 @@ _BOUNDARY_RE = re.compile(r"^\s*boundary\s+([xyz])\s+(\d+)\s*;", re.MULTILINE)
 
 
 def _imageio() -> Any:
-    from bioimage_py.io.formats import import_optional
-
     return import_optional("imageio.v3", format="KNOSSOS", install="pip install imageio")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 from bioimage_py.io.single_array import SingleArrayFile
 
@@ -105,8 +106,6 @@ def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> SingleA
     """
     if mode != "r":
         raise ValueError(f"Format 'mrc' is read-only; open it with mode='r', not {mode!r}")
-    from bioimage_py.io.formats import import_optional  # formats imports this module
-
     mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
     mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
     return SingleArrayFile(MrcArray(mrc, path))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 from bioimage_py.io.single_array import SingleArrayFile
 
@@ -120,8 +121,6 @@ def open_nifti(path: str, mode: str = "r", *, axis_order: str = "zyx", **kwargs:
         raise ValueError(f"Format 'nifti' is read-only; open it with mode='r', not {mode!r}")
     if axis_order not in AXIS_ORDERS:
         raise ValueError(f"axis_order must be one of {AXIS_ORDERS}, got {axis_order!r}")
-    from bioimage_py.io.formats import import_optional  # formats imports this module
-
     nibabel = import_optional("nibabel", format="nifti", install="pip install nibabel")
     image = nibabel.load(path, **kwargs)
     return SingleArrayFile(NiftiArray(image, path, axis_order))

@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 
 __all__ = ["TiffArray", "open_tiff"]
 
 
 def _tifffile() -> Any:
-    from bioimage_py.io.formats import import_optional
-
     return import_optional("tifffile", format="TIFF", install="pip install tifffile")
 
 

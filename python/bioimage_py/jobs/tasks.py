@@ -8,17 +8,17 @@ failed, so that the caller can tell exactly which blocks still need work.
 from __future__ import annotations
 
 import importlib
-import threading
 from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
 
 from bioimage_py._core import Blocking
-from bioimage_py.sources import Source, SourceSpec, from_spec
+from bioimage_py.sources.base import Source, SourceSpec
+from bioimage_py.sources.dispatch import from_spec_cached
 from bioimage_py.util import to_roi
 
-__all__ = ["BatchResult", "CopyTask", "load_block", "open_cached", "run_batch", "store_block"]
+__all__ = ["BatchResult", "CopyTask", "load_block", "run_batch", "store_block"]
 
 SourceOrSpec = Union[Source, SourceSpec]
 
@@ -64,25 +64,9 @@ class BatchResult:
     error: BaseException | None = None
 
 
-# Reopened sources, per thread (a handle such as a CloudVolume must not be shared by threads)
-# and per job (a later job may see rewritten files; a cached handle could serve stale chunks).
-_cache = threading.local()
-
-
-def open_cached(spec: SourceSpec, token: str) -> Source:
-    """``from_spec(spec)``, reopened once per thread of a worker for the job ``token``."""
-    if getattr(_cache, "token", None) != token:
-        _cache.token, _cache.sources = token, {}
-    key = spec.to_json(sort_keys=True)
-    source = _cache.sources.get(key)
-    if source is None:
-        source = _cache.sources[key] = from_spec(spec)
-    return source
-
-
 def _resolve(item: SourceOrSpec | None, token: str) -> Source | None:
     if isinstance(item, SourceSpec):
-        return open_cached(item, token)
+        return from_spec_cached(item, token)
     return item
 
 

@@ -11,10 +11,10 @@ import importlib
 import importlib.util
 from typing import Any
 
-from bioimage_py.sources.array import ArraySource
+from bioimage_py.sources.array_source import ArraySource
 from bioimage_py.sources.base import Source, SourceSpec
-from bioimage_py.sources.convert import SourceLike, as_source, from_spec, register_source
-from bioimage_py.sources.file import FileSource, open_source
+from bioimage_py.sources.dispatch import SourceLike, as_source, from_spec, register_source
+from bioimage_py.sources.file_source import FileSource, create_array, open_source
 
 __all__ = [
     "ArraySource",
@@ -23,6 +23,7 @@ __all__ = [
     "SourceLike",
     "SourceSpec",
     "as_source",
+    "create_array",
     "from_spec",
     "open_source",
     "register_source",
@@ -30,10 +31,10 @@ __all__ = [
 
 # Names provided by modules with heavy optional dependencies, imported on first access.
 _LAZY_NAMES = {
-    "CloudVolumeSource": "bioimage_py.sources.cloudvolume",
-    "open_cloudvolume": "bioimage_py.sources.cloudvolume",
-    "WebKnossosSource": "bioimage_py.sources.webknossos",
-    "open_webknossos": "bioimage_py.sources.webknossos",
+    "CloudVolumeSource": "bioimage_py.sources.cloudvolume_source",
+    "open_cloudvolume": "bioimage_py.sources.cloudvolume_source",
+    "WebKnossosSource": "bioimage_py.sources.webknossos_source",
+    "open_webknossos": "bioimage_py.sources.webknossos_source",
 }
 # They join __all__ once their modules exist, so that `import *` never trips over a missing one.
 __all__ += [name for name, module in _LAZY_NAMES.items() if importlib.util.find_spec(module)]

@@ -14,13 +14,14 @@ import math
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from bioimage_py._core import normalize_index as _normalize_index
 
-__all__ = ["Source", "SourceSpec"]
+__all__ = ["Source", "SourceSpec", "from_spec", "register_spec_kind"]
 
 _SPEC_FIELDS = ("kind", "path", "internal_path", "params", "wrapped")
 
@@ -39,14 +40,15 @@ class SourceSpec:
         path: where the data lives (a path on disk or a cloud path), if any.
         internal_path: the array's key inside the container, if any.
         params: further JSON-able open parameters (a fresh dict per instance).
-        wrapped: for wrappers, the spec of the wrapped source.
+        wrapped: for wrappers, the spec of the wrapped source (a list of specs for wrappers of
+            several sources).
     """
 
     kind: str
     path: str | None = None
     internal_path: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    wrapped: SourceSpec | None = None
+    wrapped: SourceSpec | list[SourceSpec] | None = None
 
     def __post_init__(self) -> None:
         # Path objects are common arguments; store plain strings so the spec stays JSON-able.
@@ -77,21 +79,34 @@ class SourceSpec:
             path=data.get("path"),
             internal_path=data.get("internal_path"),
             params=dict(data.get("params") or {}),
-            wrapped=None if wrapped is None else cls.from_dict(wrapped),
+            wrapped=_wrapped_from_dict(cls, wrapped),
         )
 
     def to_json(self, **dumps_kwargs: Any) -> str:
         """The spec as a JSON string (``params`` must hold JSON-able values; tuples become lists).
 
+        Specs of wrappers around user callables (``SimpleTransformationSource`` and friends)
+        travel by pickling only.
+
         Raises:
-            TypeError: a value in ``params`` is not JSON-serializable.
+            TypeError: a value in ``params`` is not JSON-serializable; the message names it (a
+                callable by its qualified name).
         """
-        return json.dumps(self.to_dict(), **dumps_kwargs)
+        return json.dumps(self.to_dict(), default=_not_json, **dumps_kwargs)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SourceSpec:
         """Rebuild a spec from ``to_json()`` output."""
         return cls.from_dict(json.loads(text))
+
+
+def _wrapped_from_dict(cls: type[SourceSpec], wrapped: Any) -> Any:
+    """``wrapped`` of a spec dict: one spec, a list of specs (multi-source wrappers) or None."""
+    if wrapped is None or isinstance(wrapped, SourceSpec):
+        return wrapped
+    if isinstance(wrapped, (list, tuple)):
+        return [_wrapped_from_dict(cls, item) for item in wrapped]
+    return cls.from_dict(wrapped)
 
 
 class Source(ABC):
@@ -227,13 +242,6 @@ class Source(ABC):
             return data.astype(dtype)
         return data.copy() if copy else data
 
-    def to_dask(self, chunks: Any = None) -> Any:
-        """A read-only dask array of this source whose tasks reopen it from its spec; see
-        ``bioimage_py.to_dask``."""
-        from bioimage_py.dask_array import to_dask
-
-        return to_dask(self, chunks)
-
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
@@ -262,9 +270,58 @@ class Source(ABC):
             spec = self.to_spec()
         except ValueError:
             return super().__reduce_ex__(protocol)
-        from bioimage_py.sources.convert import from_spec
-
         return from_spec, (spec,)
+
+
+# --- reopening specs ---------------------------------------------------------------------------
+
+# kind -> the function rebuilding a source of that kind from its spec. Filled by the modules that
+# define the kinds (``sources.dispatch`` registers the built-in ones), so this base module never
+# imports the higher layers it dispatches to.
+_OPENERS: dict[str, Callable[[SourceSpec], Source]] = {}
+
+
+def register_spec_kind(kind: str, opener: Callable[[SourceSpec], Source]) -> None:
+    """Make ``from_spec`` rebuild specs of ``kind`` with ``opener(spec)``."""
+    _OPENERS[kind] = opener
+
+
+def from_spec(spec: SourceSpec | dict[str, Any]) -> Source:
+    """Rebuild a source from its spec (``source.to_spec()``), e.g. in a worker process.
+
+    Args:
+        spec: a ``SourceSpec`` (or its ``to_dict()`` form).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    if isinstance(spec, dict):
+        spec = SourceSpec.from_dict(spec)
+    try:
+        opener = _OPENERS[spec.kind]
+    except KeyError:
+        raise ValueError(
+            f"Unknown source kind {spec.kind!r}: cannot reconstruct a source from it; "
+            f"known kinds: {', '.join(_OPENERS)}"
+        ) from None
+    return opener(spec)
+
+
+def _not_json(value: Any) -> Any:
+    """``json.dumps``'s fallback: numpy scalars and dtypes as plain values; else a TypeError
+    naming the value (user callables travel in specs by pickling only)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.dtype):
+        return value.str if value.names is None else str(value)
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or repr(value)
+        module = getattr(value, "__module__", None)
+        raise TypeError(
+            f"the callable {module + '.' if module else ''}{name} in this spec is not "
+            "JSON-serializable: specs holding user callables travel by pickling (cloudpickle)"
+        )
+    raise TypeError(f"{type(value).__name__} {value!r} in this spec is not JSON-serializable")
 
 
 def _broadcast(

@@ -14,7 +14,7 @@ from bioimage_py.wrapper.base import WrapperSource, register_wrapper, wrapper_fr
 from bioimage_py.wrapper.expand_dims import ExpandDimsSource
 from bioimage_py.wrapper.normalize import NormalizeSource
 from bioimage_py.wrapper.pad import PadSource
-from bioimage_py.wrapper.resized import ResizedSource
+from bioimage_py.wrapper.resize import ResizedSource
 from bioimage_py.wrapper.roi import RoiSource
 from bioimage_py.wrapper.threshold import ThresholdSource
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from bioimage_py.sources.base import Source, SourceSpec
-from bioimage_py.sources.convert import SourceLike, as_source, from_spec
+from bioimage_py.sources.dispatch import SourceLike, as_source, from_spec
 
 __all__ = ["WrapperSource", "register_wrapper", "wrapper_from_spec"]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from bioimage_py.blocking import Blocking
 from bioimage_py.sources.base import Source
-from bioimage_py.sources.convert import SourceLike
+from bioimage_py.sources.dispatch import SourceLike
 from bioimage_py.util import to_roi
 from bioimage_py.wrapper.base import WrapperSource, register_wrapper
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from bioimage_py._core import normalize_index
 from bioimage_py.sources.base import Source
-from bioimage_py.sources.convert import SourceLike
+from bioimage_py.sources.dispatch import SourceLike
 from bioimage_py.wrapper.base import WrapperSource, register_wrapper
 
 __all__ = ["RoiSource"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from bioimage_py.sources.convert import SourceLike
+from bioimage_py.sources.dispatch import SourceLike
 from bioimage_py.wrapper.base import WrapperSource, register_wrapper
 
 __all__ = ["ThresholdSource"]

@@ -1,13 +1,16 @@
-"""``FileSource`` and ``open_source``: a source opened from a file, knowing how to reopen itself."""
+"""``FileSource``, ``open_source`` and ``create_array``: a source opened from (or created in) a file,
+knowing how to reopen itself."""
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from bioimage_py.sources.array import ArraySource
+from bioimage_py import io
+from bioimage_py.io.create import create_native_array
+from bioimage_py.sources.array_source import ArraySource
 from bioimage_py.sources.base import SourceSpec
 
-__all__ = ["FileSource", "open_source"]
+__all__ = ["FileSource", "create_array", "open_source"]
 
 # Modes that create or truncate: a worker reopening the file must not wipe what was written.
 _CREATING_MODES = frozenset({"w", "w-", "x"})
@@ -141,8 +144,6 @@ def open_source(
         ValueError: an unknown or unavailable format (listing the supported ones); a missing
             ``internal_path`` for a container of several arrays (listing them).
     """
-    from bioimage_py import io
-
     path = os.fspath(path)
     if "://" not in path:  # a local path: absolute, so workers with another cwd find it too
         path = os.path.abspath(path)
@@ -157,4 +158,60 @@ def open_source(
         mode=mode,
         open_kwargs=kwargs,
         writable=io.is_writable_format(format) and mode != "r",
+    )
+
+
+def create_array(
+    path: str | os.PathLike[str],
+    internal_path: str = "",
+    *,
+    shape: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...] | None = None,
+    format: str | None = None,
+    zarr_format: int = 3,
+    shards: tuple[int, ...] | None = None,
+    compression: str | None = None,
+    compression_level: int | None = None,
+    fill_value: int | float = 0,
+    overwrite: bool = False,
+    **open_kwargs: Any,
+) -> FileSource:
+    """Create an array in a zarr store, an N5 container or an HDF5 file; a writable source of it.
+
+    Args:
+        path: the store, container or file (created when missing); the format comes from its
+            extension unless ``format`` is given.
+        internal_path: the array's key inside it (``""``: the root, for zarr and N5).
+        shape, dtype: of the array (bool, int8-64, uint8-64, float32/64).
+        chunks: the chunk shape (the inner chunk when sharded); default
+            ``bioimage_py.io.create.default_chunks(shape)``.
+        zarr_format: 2 or 3 (zarr only).
+        shards: the shard shape, a multiple of ``chunks`` (zarr v3 only).
+        compression: zarr ``"zstd"`` (default), ``"gzip"``, ``"blosc"`` (lz4 + shuffle),
+            ``"blosc-<cname>[-shuffle|-bitshuffle|-noshuffle]"``, ``"raw"``; N5 ``"gzip"``
+            (default), ``"zstd"``, ``"blosc"``, ``"bzip2"``, ``"xz"``, ``"lz4"``, ``"raw"``;
+            HDF5 ``"gzip"`` (default), ``"lzf"``, ``"raw"``.
+        compression_level: the codec's level; default per format (zstd 3, gzip 1).
+        fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0).
+        overwrite: replace an existing array at ``internal_path``.
+        **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
+            ``missing_chunks``), so workers reopen the array the same way.
+
+    Returns:
+        A writable ``FileSource`` over the new array.
+
+    Raises:
+        ValueError: unknown format, dtype or compression; chunks or shards that do not fit;
+            an existing array without ``overwrite``.
+    """
+    created = create_native_array(
+        path, internal_path, shape=shape, dtype=dtype, chunks=chunks, format=format,
+        zarr_format=zarr_format, shards=shards, compression=compression,
+        compression_level=compression_level, fill_value=fill_value, overwrite=overwrite,
+        **open_kwargs,
+    )
+    return FileSource(
+        created.array, path=created.path, internal_path=created.internal_path,
+        format=created.format, mode="r+", open_kwargs=open_kwargs, writable=True,
     )

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from bioimage_py.sources.array import ArraySource
-from bioimage_py.sources.base import Source, SourceSpec
-from bioimage_py.sources.file import FileSource
+from bioimage_py.sources.array_source import ArraySource
+from bioimage_py.sources.base import Source, SourceSpec, from_spec, register_spec_kind
+from bioimage_py.sources.file_source import FileSource
 
 if TYPE_CHECKING:
     import z5py
     import zarr
 
-__all__ = ["SourceLike", "as_source", "from_spec", "register_source"]
+__all__ = ["SourceLike", "as_source", "from_spec", "from_spec_cached", "register_source"]
 
 #: What ``as_source`` accepts besides objects handled by registered converters.
 SourceLike = Union[Source, np.ndarray, "zarr.Array", "z5py.Dataset"]
@@ -70,7 +71,7 @@ def as_source(obj: Any) -> Source:
     if package == "h5py" and obj_type.__name__ == "Dataset":
         return _h5py_source(obj)
     if package == "cloudvolume" and obj_type.__name__.startswith("CloudVolume"):
-        from bioimage_py.sources.cloudvolume import CloudVolumeSource
+        from bioimage_py.sources.cloudvolume_source import CloudVolumeSource
 
         return CloudVolumeSource(obj)
     if isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "dtype")):
@@ -111,31 +112,30 @@ def _reopen_lazily(module: str, qualname: str) -> Callable[[SourceSpec], Source]
     return reopen
 
 
-_OPENERS: dict[str, Callable[[SourceSpec], Source]] = {
-    "zarr": ArraySource.reopen,
-    "z5py": ArraySource.reopen,
-    "file": FileSource.reopen,
-    "cloudvolume": _reopen_lazily("bioimage_py.sources.cloudvolume", "CloudVolumeSource.reopen"),
-    "webknossos": _reopen_lazily("bioimage_py.sources.webknossos", "WebKnossosSource.reopen"),
-    "wrapper": _reopen_lazily("bioimage_py.wrapper", "wrapper_from_spec"),
-}
+register_spec_kind("zarr", ArraySource.reopen)
+register_spec_kind("z5py", ArraySource.reopen)
+register_spec_kind("file", FileSource.reopen)
+register_spec_kind(
+    "cloudvolume",
+    _reopen_lazily("bioimage_py.sources.cloudvolume_source", "CloudVolumeSource.reopen"),
+)
+register_spec_kind(
+    "webknossos",
+    _reopen_lazily("bioimage_py.sources.webknossos_source", "WebKnossosSource.reopen"),
+)
+register_spec_kind("wrapper", _reopen_lazily("bioimage_py.wrapper.base", "wrapper_from_spec"))
+
+# Reopened sources, per thread (a handle such as a CloudVolume must not be shared by threads)
+# and per job (a later job may see rewritten files; a cached handle could serve stale chunks).
+_reopened = threading.local()
 
 
-def from_spec(spec: SourceSpec | dict[str, Any]) -> Source:
-    """Rebuild a source from its spec (``source.to_spec()``), e.g. in a worker process.
-
-    Args:
-        spec: a ``SourceSpec`` (or its ``to_dict()`` form).
-
-    Raises:
-        ValueError: an unknown ``kind``.
-    """
-    if isinstance(spec, dict):
-        spec = SourceSpec.from_dict(spec)
-    try:
-        opener = _OPENERS[spec.kind]
-    except KeyError:
-        raise ValueError(
-            f"Unknown source kind {spec.kind!r}; known kinds: {', '.join(_OPENERS)}"
-        ) from None
-    return opener(spec)
+def from_spec_cached(spec: SourceSpec, token: str) -> Source:
+    """``from_spec(spec)``, reopened once per thread of a worker for the job ``token``."""
+    if getattr(_reopened, "token", None) != token:
+        _reopened.token, _reopened.sources = token, {}
+    key = spec.to_json(sort_keys=True)
+    source = _reopened.sources.get(key)
+    if source is None:
+        source = _reopened.sources[key] = from_spec(spec)
+    return source
