@@ -10,6 +10,7 @@ from typing import Any
 
 from bioimage_py.copy import copy
 from bioimage_py.dask_array import to_dask
+from bioimage_py.downsample import downsample
 from bioimage_py.sources import as_source, create_array, open_source
 from bioimage_py.util import to_roi
 
@@ -18,8 +19,8 @@ __version__ = "0.1.0"
 # open_cloudvolume / open_webknossos are loaded on first access (below); their modules import
 # cloud-volume / webknossos only when called, so `import *` works without those libraries.
 __all__ = [
-    "__version__", "as_source", "copy", "create_array", "open_cloudvolume", "open_source", "open_webknossos",
-    "to_dask", "to_roi",
+    "__version__", "as_source", "copy", "create_array", "downsample", "open_cloudvolume",
+    "open_source", "open_webknossos", "to_dask", "to_roi",
 ]
 
 
