@@ -18,8 +18,8 @@ import zarr
 import copy_fault_format  # noqa: F401  (registers the test-only "faulty" format)
 from bioimage_py import copy, create_array, open_source
 from bioimage_py.blocking import Blocking
-from bioimage_py.copy import _batches
-from bioimage_py.errors import BlockFailure
+from bioimage_py.runner.job import make_batches
+from bioimage_py.errors import RunnerError
 from bioimage_py.util import to_roi
 
 SHAPE = (45, 70, 52)  # no axis a multiple of the chunks: edge blocks are clipped
@@ -173,14 +173,22 @@ def test_empty_block_ids_writes_nothing(tmp_path, zarr_input):
 # --- write safety and argument errors ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["zarr3", "n5", "hdf5", "sharded"])
+@pytest.mark.parametrize("kind", ["zarr3", "n5", "hdf5"])
 def test_misaligned_blocks_rejected_before_any_write(tmp_path, zarr_input, kind):
     output = make_output(tmp_path, kind)
     before = sorted(p.name for p in Path(output.path).rglob("*"))
-    with pytest.raises(ValueError, match=r"does not align with the output's chunks.*chunk bound"):
+    with pytest.raises(ValueError, match=r"does not align with the chunks.*of output 0.*chunk bound"):
         copy(zarr_input, output, block_shape=(16, 24, 16), job_type="subprocess", num_workers=2)
     assert sorted(p.name for p in Path(output.path).rglob("*")) == before
     assert not output[...].any()
+
+
+def test_sharded_output_takes_blocks_misaligned_with_its_inner_chunks(tmp_path, zarr_input, data):
+    # A shard is written by one worker, its blocks one after another: inner chunks shared by
+    # two blocks are read, merged and rewritten in turn, so any block shape is safe.
+    output = make_output(tmp_path, "sharded")
+    copy(zarr_input, output, block_shape=(16, 24, 16), job_type="subprocess", num_workers=2)
+    np.testing.assert_array_equal(output[...], data)
 
 
 def test_errors_before_any_work(tmp_path, zarr_input, data):
@@ -234,14 +242,14 @@ def test_worker_processes_reject_numpy(tmp_path, zarr_input, data, role):
 def test_blocks_of_one_shard_go_to_one_batch():
     blocking = Blocking(SHAPE, (16, 16, 16))
     shards = (32, 32, 32)
-    for job_type, workers in [("local", 4), ("subprocess", 2), ("subprocess", 16)]:
-        batches = _batches(blocking, list(range(blocking.number_of_blocks)), shards, job_type,
-                           workers)
+    for in_process, workers in [(True, 4), (False, 2), (False, 16)]:
+        batches = make_batches(blocking, list(range(blocking.number_of_blocks)), [shards],
+                               workers, 1, in_process)
         owner = {}
         for index, batch in enumerate(batches):
             for block_id in batch:
                 shard = tuple(b // s for b, s in zip(blocking.get_block(block_id).begin, shards))
-                assert owner.setdefault(shard, index) == index, (job_type, shard)
+                assert owner.setdefault(shard, index) == index, (in_process, shard)
         assert sorted(i for b in batches for i in b) == list(range(blocking.number_of_blocks))
 
 
@@ -269,7 +277,7 @@ def test_failed_block_reported_and_rerun_completes(tmp_path, zarr_input, data, j
     block_shape = (16, 32, 16)
     source, marker = faulty_input(tmp_path, zarr_input, block_shape, 13, "raise")
     output = make_output(tmp_path, "zarr3")
-    with pytest.raises(BlockFailure, match=r"did not complete .* in block 13: OSError") as info:
+    with pytest.raises(RunnerError, match=r"did not complete .* in block 13: OSError") as info:
         copy(source, output, block_shape=block_shape, job_type=job_type, num_workers=2)
     err = info.value
     assert isinstance(err, RuntimeError) and not marker.exists()
@@ -286,7 +294,7 @@ def test_killed_worker_process_then_rerun_of_failed_blocks(tmp_path, zarr_input,
     n = Blocking(SHAPE, block_shape).number_of_blocks
     source, marker = faulty_input(tmp_path, zarr_input, block_shape, 40, "kill")
     output = make_output(tmp_path, "sharded")  # shards of 2x2x2 blocks, grouped per worker
-    with pytest.raises(BlockFailure, match=r"in a worker: BrokenProcessPool") as info:
+    with pytest.raises(RunnerError, match=r"in a worker: BrokenProcessPool") as info:
         copy(source, output, block_shape=block_shape, job_type="subprocess", num_workers=2)
     err = info.value
     assert not marker.exists(), "the worker reading block 40 was killed"

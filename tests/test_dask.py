@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 import copy_fault_format  # noqa: F401  (registers the test-only "faulty" format)
 from bioimage_py import copy, create_array, open_source, to_dask
 from bioimage_py.blocking import Blocking
-from bioimage_py.errors import BlockFailure
+from bioimage_py.errors import RunnerError
 from bioimage_py.util import to_roi
 
 SHAPE = (40, 50, 36)
@@ -103,7 +103,7 @@ def test_dask_copy_failure_then_rerun(tmp_path, client, source, data):
     faulty = open_source(zarr_in.path, format="faulty", fail_at=fail_at, marker=str(marker),
                          fault="raise")
     output = make_output(tmp_path, "zarr3")
-    with pytest.raises(BlockFailure, match="in block 5: OSError: injected") as info:
+    with pytest.raises(RunnerError, match="in block 5: OSError: injected") as info:
         copy(faulty, output, block_shape=block_shape, job_type="dask",
              job_config={"client": client})
     assert 5 in info.value.block_ids and info.value.failed_block == 5

@@ -304,18 +304,18 @@ def _convert(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 1 error, 2 usage error)."""
     args = _parser().parse_args(argv)
-    from bioimage_py.errors import BlockFailure
+    from bioimage_py.errors import RunnerError
 
     try:
         return _info(args) if args.command == "info" else _convert(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (CliError, ValueError, TypeError, OSError, KeyError, ImportError, BlockFailure) as err:
+    except (CliError, ValueError, TypeError, OSError, KeyError, ImportError, RunnerError) as err:
         message = " ".join(str(err).split()) or type(err).__name__
         if isinstance(err, KeyError):
             message = f"not found: {message}"
-        elif isinstance(err, BlockFailure):  # the rerun hint is for copy's callers, not ours
+        elif isinstance(err, RunnerError):  # the rerun hint is for copy's callers, not ours
             first = " ".join(str(err.error).split())
             message = (f"{len(err.block_ids)} blocks were not converted; the first error: "
                        f"{type(err.error).__name__}: {first}")

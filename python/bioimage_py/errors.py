@@ -5,19 +5,23 @@ from collections.abc import Iterable
 
 from bioimage_py._core import IndexOutOfRangeError
 
-__all__ = ["BlockFailure", "IndexOutOfRangeError"]
+__all__ = ["IndexOutOfRangeError", "RunnerError"]
 
 
-class BlockFailure(RuntimeError):
-    """A block-wise job (``bioimage_py.copy``) did not complete every block.
+class RunnerError(RuntimeError):
+    """A block-wise run (``Runner.run``, ``Runner.map``, ``copy``, ``downsample``) did not
+    complete every block.
 
-    Blocks that completed stay written; running the job again with
-    ``block_ids=err.block_ids`` completes the result.
+    Blocks that completed stay written and are recorded in ``tmp_folder``: running the same call
+    again with ``resume_from=err.tmp_folder`` reruns only the blocks not done and merges the
+    per-block return values; ``block_ids=err.failed_block_ids`` reruns those blocks too.
 
     Attributes:
-        block_ids: the ids of the blocks that did not complete (failed, cancelled after the
-            first failure, or lost with a worker), ascending.
-        error: the first underlying exception (also ``__cause__``).
+        failed_block_ids: the ids of the blocks (or map items) not completed: failed, not
+            started after the first failure, or lost with a worker; ascending.
+        tmp_folder: the job folder holding the durable record of the completed blocks, or
+            ``None`` when there is none.
+        error: the first underlying exception (also ``__cause__``), when one is known.
         failed_block: the id of the block that raised ``error``, or ``None`` when a worker died
             without saying which block it was running.
     """
@@ -25,15 +29,39 @@ class BlockFailure(RuntimeError):
     def __init__(
         self,
         message: str,
-        block_ids: Iterable[int],
+        failed_block_ids: Iterable[int] | None = None,
+        tmp_folder: str | None = None,
+        *,
         error: BaseException | None = None,
         failed_block: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.block_ids = sorted(int(i) for i in block_ids)
+        self.failed_block_ids = sorted({int(i) for i in (failed_block_ids or ())})
+        self.tmp_folder = tmp_folder
         self.error = error
         self.failed_block = failed_block
 
+    @property
+    def block_ids(self) -> list[int]:
+        """The blocks not completed (the same list as ``failed_block_ids``)."""
+        return self.failed_block_ids
+
     def __reduce__(self) -> tuple:
         # Pickles with its attributes (the default would pass only the message back).
-        return (type(self), (self.args[0], self.block_ids, self.error, self.failed_block))
+        return (
+            _rebuild_runner_error,
+            (self.args[0], self.failed_block_ids, self.tmp_folder, self.error, self.failed_block),
+        )
+
+
+def _rebuild_runner_error(
+    message: str,
+    failed_block_ids: list[int],
+    tmp_folder: str | None,
+    error: BaseException | None,
+    failed_block: int | None,
+) -> RunnerError:
+    return RunnerError(
+        message, failed_block_ids, tmp_folder, error=error, failed_block=failed_block
+    )
+

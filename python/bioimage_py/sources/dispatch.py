@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 
+import cloudpickle
 import numpy as np
 
 from bioimage_py.sources.array_source import ArraySource
@@ -134,7 +135,10 @@ def from_spec_cached(spec: SourceSpec, token: str) -> Source:
     """``from_spec(spec)``, reopened once per thread of a worker for the job ``token``."""
     if getattr(_reopened, "token", None) != token:
         _reopened.token, _reopened.sources = token, {}
-    key = spec.to_json(sort_keys=True)
+    try:
+        key: str | bytes = spec.to_json(sort_keys=True)
+    except TypeError:  # a wrapper around a user callable: specs of equal pickles are equal
+        key = cloudpickle.dumps(spec)
     source = _reopened.sources.get(key)
     if source is None:
         source = _reopened.sources[key] = from_spec(spec)

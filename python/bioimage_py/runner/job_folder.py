@@ -1,0 +1,172 @@
+"""The job folder: the durable record of a run, so that a run that failed or was killed resumes.
+
+Layout (every file written by one writer only, so processes never contend)::
+
+    <tmp_root>/bioimage_py-<name>-XXXX/
+        payload.pkl         the cloudpickled ``BlockJob``, its ids and batches (worker
+                            processes load it; ``resume_from`` restarts from it)
+        progress/<key>.log  one line per completed block id, appended and flushed as each
+                            block completes (``key``: a batch, or the calling process)
+        results/<key>.bin   with return values: length-prefixed cloudpickled
+                            ``(block_id, value)`` records, each written before its progress line
+
+A block counts as done once its progress line is complete (ends in a newline). A crash can
+leave at most a torn last line or record, which is ignored, or a result without a progress line,
+which is rerun and then written again (the last record of a block wins).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+import cloudpickle
+
+__all__ = ["JobFolder", "ProgressRecorder"]
+
+_PAYLOAD = "payload.pkl"
+_LENGTH = struct.Struct("<Q")
+
+
+class JobFolder:
+    """A job folder on disk (see the module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.fspath(path)
+
+    @classmethod
+    def create(cls, tmp_root: str | None, name: str) -> JobFolder:
+        """A new, empty job folder in ``tmp_root`` (default: the system's temporary directory)."""
+        if tmp_root is not None:
+            os.makedirs(tmp_root, exist_ok=True)
+        label = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "run"
+        path = tempfile.mkdtemp(prefix=f"bioimage_py-{label}-", dir=tmp_root)
+        for sub in ("progress", "results"):
+            os.mkdir(os.path.join(path, sub))
+        return cls(path)
+
+    @classmethod
+    def existing(cls, path: str | os.PathLike[str]) -> JobFolder:
+        """The job folder at ``path``, checked to be one.
+
+        Raises:
+            ValueError: ``path`` is not a job folder (no ``progress`` record in it).
+        """
+        folder = cls(os.fspath(path))
+        if not os.path.isdir(os.path.join(folder.path, "progress")):
+            raise ValueError(
+                f"resume_from={folder.path!r} is not a job folder of bioimage_py (the "
+                "tmp_folder of a RunnerError): it has no progress record"
+            )
+        return folder
+
+    # --- the payload ----------------------------------------------------------------------------
+
+    def write_payload(self, payload: dict[str, Any]) -> None:
+        """Store the run's payload (temporary file, then rename: never a torn payload)."""
+        target = os.path.join(self.path, _PAYLOAD)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as stream:
+            cloudpickle.dump(payload, stream)
+        os.replace(tmp, target)
+
+    def has_payload(self) -> bool:
+        return os.path.exists(os.path.join(self.path, _PAYLOAD))
+
+    def read_payload(self) -> dict[str, Any]:
+        """The stored payload.
+
+        Raises:
+            ValueError: there is none (a run of this process's threads keeps none).
+        """
+        try:
+            with open(os.path.join(self.path, _PAYLOAD), "rb") as stream:
+                return cloudpickle.load(stream)
+        except FileNotFoundError:
+            raise ValueError(
+                f"the job folder {self.path!r} holds no payload: it belongs to a run on threads "
+                "of its process, which resumes by calling it again with the same arguments "
+                "and resume_from"
+            ) from None
+
+    # --- progress -------------------------------------------------------------------------------
+
+    def recorder(self, key: str, with_results: bool) -> ProgressRecorder:
+        """A recorder appending to this folder's logs of ``key`` (one writer per key)."""
+        return ProgressRecorder(self.path, key, with_results)
+
+    def done_ids(self) -> set[int]:
+        """The ids of every block recorded as completed."""
+        done: set[int] = set()
+        progress = os.path.join(self.path, "progress")
+        for name in os.listdir(progress):
+            with open(os.path.join(progress, name), encoding="ascii", errors="replace") as log:
+                for line in log:
+                    if line.endswith("\n") and line.strip().isdigit():
+                        done.add(int(line))
+        return done
+
+    def results(self, ids: Iterable[int]) -> dict[int, Any]:
+        """The recorded return values of the blocks ``ids`` (which are done)."""
+        wanted = set(ids)
+        found: dict[int, Any] = {}
+        folder = os.path.join(self.path, "results")
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), "rb") as stream:
+                for block_id, value in _records(stream):
+                    if block_id in wanted:
+                        found[block_id] = value
+        return found
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class ProgressRecorder:
+    """Appends completed blocks (and their return values) to one key's logs, flushed per block.
+
+    Flushed, not fsynced: a killed process loses nothing the kernel has; only a machine crash
+    can lose the last records, and then those blocks simply run again.
+    """
+
+    def __init__(self, folder: str, key: str, with_results: bool) -> None:
+        self._log: IO[str] = open(os.path.join(folder, "progress", f"{key}.log"), "a")
+        self._results: IO[bytes] | None = None
+        if with_results:
+            self._results = open(os.path.join(folder, "results", f"{key}.bin"), "ab")
+
+    def record(self, block_id: int, value: Any = None) -> None:
+        if self._results is not None:
+            data = cloudpickle.dumps((block_id, value))
+            self._results.write(_LENGTH.pack(len(data)) + data)
+            self._results.flush()
+        self._log.write(f"{block_id}\n")
+        self._log.flush()
+
+    def close(self) -> None:
+        self._log.close()
+        if self._results is not None:
+            self._results.close()
+
+    def __enter__(self) -> ProgressRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _records(stream: IO[bytes]) -> Iterable[tuple[int, Any]]:
+    """The complete ``(block_id, value)`` records of a results file; a torn last one ends it."""
+    while True:
+        header = stream.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            return
+        (length,) = _LENGTH.unpack(header)
+        data = stream.read(length)
+        if len(data) < length:
+            return
+        block_id, value = cloudpickle.loads(data)
+        yield int(block_id), value
