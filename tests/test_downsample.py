@@ -149,8 +149,8 @@ def test_factor_one_keeps_the_axis_and_ints_or_lists_agree(reference):
 @pytest.mark.parametrize(
     ("factor", "error", "match"),
     [
-        ((2, 2, 2), ValueError, r"scale_factor \(2, 2, 2\) does not match the input "
-                                r"dimensionality 2"),
+        ((2, 2, 2), ValueError,
+         r"scale_factor \(2, 2, 2\) does not match the input dimensionality 2"),
         (0, ValueError, r"scale factors >= 1, got \(0, 0\)"),
         ((2, -1), ValueError, r"scale factors >= 1, got \(2, -1\)"),
         (2.5, TypeError, r"scale_factor must be an int or a sequence of ints, got 2.5"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ import numpy as np
 from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
 
-__all__ = ["ImageStack", "ImageStackFolder", "natural_key"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFile", "ImageStack", "ImageStackFolder", "natural_key"]
 
 _TIFF_EXTENSIONS = (".tif", ".tiff")
 _IMAGE_EXTENSIONS = (*_TIFF_EXTENSIONS, ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_EXTENSIONS = _IMAGE_EXTENSIONS
+"""The extensions of the image files a folder's slices (or a single image file) may have."""
 
 
 def natural_key(name: str) -> tuple[Any, ...]:
@@ -70,6 +73,43 @@ def read_slice(path: str) -> np.ndarray:
     if _is_tiff(path):
         return np.asarray(_tifffile().imread(path))
     return np.asarray(_imageio().imread(path))
+
+
+class ImageFile(ReaderArray):
+    """One (non-TIFF) image file, e.g. a PNG, as a read-only array of the image's shape.
+
+    bioimage-py 0.2 opened such a file with format ``"folder"`` and ``internal_path=""``; this
+    reopens those specs. The file is decoded on the first read and kept (image formats cannot be
+    read in parts); shape and dtype come from its header.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._shape, self._dtype = slice_header(path)
+        self._image: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
+        with self._lock:
+            if self._image is None:
+                image = read_slice(self._path)
+                if image.shape != self._shape:
+                    raise ValueError(
+                        f"Image {self._path!r} decoded to shape {image.shape}, its header says "
+                        f"{self._shape}"
+                    )
+                self._image = np.asarray(image, dtype=self._dtype)
+        return self._image[roi].copy()
+
+    def close(self) -> None:
+        self._image = None
+
+    def __repr__(self) -> str:
+        return f"ImageFile({self._path!r}, shape={self._shape}, dtype={self._dtype})"
 
 
 class ImageStack(ReaderArray):

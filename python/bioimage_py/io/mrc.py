@@ -4,11 +4,21 @@
 ``SingleArrayFile``: a container with one array, ``"data"`` (the default ``internal_path``). Nothing is
 read up front but the header; every region read copies just that region out of the memory map.
 
-Axis order: as ``mrcfile`` (and numpy) gives it, C order with x varying fastest on disk:
+Axis order: C order with x varying fastest on disk, as ``mrcfile`` (and numpy) gives it:
 
 * a single 2D image: ``(y, x)``;
 * a volume or an image stack: ``(z, y, x)`` (for a stack, z is the image index);
 * a stack of volumes: ``(n, z, y, x)``.
+
+Orientation: the y axis is presented *flipped* (row ``0`` is the file's last row), as
+bioimage-py 0.2 and elf present MRC data, so that code written for them reads the same values.
+(MRC viewers such as IMOD draw the file's first row at the bottom, numpy-based ones draw row 0
+at the top: flipped, an image looks in napari or matplotlib as it does in IMOD.) Pass
+``flip_y=False`` to ``open_source`` for the rows in file order, as ``mrcfile.open(...).data``
+gives them; the choice is recorded in the spec. The flip is a view of the memory map with a
+negative y stride: opening copies nothing, and a region read copies just that region, as
+without the flip. (0.2 flipped the first axis of a 4D stack of volumes instead of y; here y is
+flipped for every number of axes.)
 
 So a volume is presented ``(z, y, x)`` as the rest of ``bioimage_py`` indexes, and a slab along
 the first axis is one contiguous range of the file. Data in a big-endian file is presented in
@@ -36,13 +46,15 @@ class MrcArray(ReaderArray):
     after ``close()``. ``chunks`` is ``None``: the file is one contiguous C-ordered block.
     """
 
-    def __init__(self, mrc: Any, path: str) -> None:
+    def __init__(self, mrc: Any, path: str, flip_y: bool = True) -> None:
         data = mrc.data
         if data is None:  # permissive mode with an unreadable header or mode
             mrc.close()
             raise ValueError(f"{path!r} holds no data that mrcfile could read")
         self._mrc = mrc
-        self._data = data
+        self._flip_y = bool(flip_y) and data.ndim >= 2
+        # A view with a negative y stride: nothing is copied until a region is read.
+        self._data = data[..., ::-1, :] if self._flip_y else data
         self._path = path
         self._shape = tuple(data.shape)
         self._dtype = data.dtype.newbyteorder("=")
@@ -50,6 +62,11 @@ class MrcArray(ReaderArray):
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def flip_y(self) -> bool:
+        """Whether the y axis is presented flipped (0.2's and elf's orientation; default)."""
+        return self._flip_y
 
     @property
     def header(self) -> Any:
@@ -91,7 +108,9 @@ class MrcArray(ReaderArray):
 
 
 
-def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> SingleArrayFile:
+def open_mrc(
+    path: str, mode: str = "r", *, permissive: bool = False, flip_y: bool = True
+) -> SingleArrayFile:
     """Open the MRC file at ``path`` read-only and memory-mapped.
 
     Args:
@@ -99,6 +118,8 @@ def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> SingleA
         mode: only ``"r"`` (the format is read-only).
         permissive: passed to ``mrcfile.mmap``: read files with invalid headers, warning instead
             of raising.
+        flip_y: present the y axis flipped, as bioimage-py 0.2 and elf do (default); ``False``
+            gives the rows in file order, as ``mrcfile`` does. See the module docstring.
 
     Raises:
         ImportError: ``mrcfile`` is not installed (naming the package).
@@ -107,5 +128,7 @@ def open_mrc(path: str, mode: str = "r", *, permissive: bool = False) -> SingleA
     if mode != "r":
         raise ValueError(f"Format 'mrc' is read-only; open it with mode='r', not {mode!r}")
     mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
+    if not isinstance(flip_y, (bool, np.bool_)):
+        raise TypeError(f"flip_y must be True or False, got {flip_y!r}")
     mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
-    return SingleArrayFile(MrcArray(mrc, path))
+    return SingleArrayFile(MrcArray(mrc, path, flip_y=bool(flip_y)))
