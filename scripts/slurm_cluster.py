@@ -12,10 +12,10 @@ spool, pid and log files) lives in one folder, `$BIOIMAGE_PY_SLURM_DIR` or
 `<tmp>/bioimage_py_slurm`. `stop` ends only the processes `start` started (by pid) and puts back the
 /etc/slurm/slurm.conf it replaced. Calling `start` again while the cluster runs only checks it.
 
-The config is also installed as /etc/slurm/slurm.conf because dask-jobqueue and users' shells call a
-plain `sbatch`, which without `SLURM_CONF` in its environment reads only that file (and waits about a
-minute for a controller when there is none). A file there that this script did not write is backed
-up beside it and restored by `stop`.
+The config is also installed as /etc/slurm/slurm.conf because dask-jobqueue and users' shells call
+a plain `sbatch`, which without `SLURM_CONF` in its environment reads only that file (and waits
+about a minute for a controller when there is none). A file there that this script did not write
+is backed up beside it and restored by `stop`.
 
 Needs root (apt, munge, daemons running as SlurmUser=root) and the standard library only, so CI can
 run it before anything else is installed. Importable: `tests/slurm_fixture.py` drives it.
@@ -226,8 +226,8 @@ def _signal_and_wait(pid: int, program: str, timeout: float = 15.0) -> None:
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        raise SlurmClusterError(
-            f"the local SLURM cluster needs root (apt, munge, SlurmUser=root); euid is {os.geteuid()}")
+        raise SlurmClusterError("the local SLURM cluster needs root (apt, munge, SlurmUser=root); "
+                                f"euid is {os.geteuid()}")
 
 
 def ensure_installed() -> bool:
@@ -265,7 +265,10 @@ def ensure_munge() -> int | None:
         if not _munge_works():
             raise SlurmClusterError("a munged runs but `munge -n | unmunge` fails; fix or stop it")
         return None
-    munge_user = pwd.getpwnam("munge")
+    try:
+        munge_user = pwd.getpwnam("munge")
+    except KeyError as exc:
+        raise SlurmClusterError("no user 'munge': is the munge package installed?") from exc
     uid, gid = munge_user.pw_uid, munge_user.pw_gid
     # munged refuses to start when these are missing or writable by others; /run is often a tmpfs
     # emptied at boot, so /run/munge has to be made again. Clients need to enter it: 0755.
@@ -355,11 +358,12 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def _install_etc_conf(text: str) -> tuple[bool, str | None]:
+def _install_etc_conf(text: str) -> str | None:
     """Write `text` to /etc/slurm/slurm.conf, keeping a foreign file there as ETC_BACKUP.
 
-    Returns (written, backup path or None). A stale copy of ours (a run that never stopped) is
-    simply overwritten, and an existing backup is kept: it is the user's original.
+    Returns the backup's path, None when there was nothing to keep. A stale copy of ours (a run
+    that never stopped) is simply overwritten, and an existing backup is kept: it is the user's
+    original.
     """
     backup: str | None = str(ETC_BACKUP) if ETC_BACKUP.exists() else None
     if ETC_CONF.exists() and not ETC_CONF.read_text(errors="replace").startswith(CONF_MARKER):
@@ -374,7 +378,7 @@ def _install_etc_conf(text: str) -> tuple[bool, str | None]:
     tmp.write_text(text)
     tmp.chmod(0o644)
     tmp.replace(ETC_CONF)
-    return True, backup
+    return backup
 
 
 def _restore_etc_conf(state: ClusterState) -> None:
@@ -446,7 +450,8 @@ def _running_state() -> ClusterState | None:
     return None
 
 
-def start(*, cpus: int | None = None, timeout: float = 30.0, started_by: str = "cli") -> ClusterState:
+def start(*, cpus: int | None = None, timeout: float = 30.0,
+          started_by: str = "cli") -> ClusterState:
     """Install what is missing and start the cluster, or check the one already running.
 
     Args:
@@ -480,11 +485,11 @@ def start(*, cpus: int | None = None, timeout: float = 30.0, started_by: str = "
         text = slurm_conf(node=node, cpus=ncpus, memory_mb=_memory_mb(), state_dir=STATE_DIR)
         conf_path = STATE_DIR / "slurm.conf"
         conf_path.write_text(text)
-        etc_written, etc_backup = _install_etc_conf(text)
+        etc_backup = _install_etc_conf(text)
         state = ClusterState(
             state_dir=str(STATE_DIR), conf_path=str(conf_path), partition=PARTITION, node=node,
             cpus=ncpus, slurmctld_pid=0, slurmd_pid=0, munged_pid=munged_pid,
-            etc_conf_written=etc_written, etc_backup=etc_backup, started_by=started_by)
+            etc_conf_written=True, etc_backup=etc_backup, started_by=started_by)
         _save_state(state)  # saved at each step so `stop` can undo a half-finished start
         for name in ("slurmctld.log", "slurmd.log"):
             (STATE_DIR / name).unlink(missing_ok=True)

@@ -100,7 +100,8 @@ def test_dask_jobqueue_workers_are_slurm_jobs(slurm_cluster: Any, tmp_path: Path
         queue=slurm_cluster.partition, python=sys.executable,
         local_directory=str(tmp_path / "dask-local"), log_directory=str(tmp_path / "dask-logs"),
         # Everything on loopback: the workers run on this machine and find the scheduler there.
-        scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
+        # A free port for the HTTP server: the default 8787 clashes with other sessions (a warning).
+        scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
     )
     with cluster, Client(cluster) as client:
         cluster.scale(2)
@@ -144,11 +145,11 @@ def test_a_foreign_etc_slurm_conf_is_kept_and_restored(
     etc_conf.write_text("ClusterName=site\n")
 
     ours = f"{script.CONF_MARKER}\nClusterName=bioimage-py-local\n"
-    written, kept = script._install_etc_conf(ours)
-    assert (written, kept) == (True, str(backup))
+    kept = script._install_etc_conf(ours)
+    assert kept == str(backup)
     assert etc_conf.read_text() == ours and backup.read_text() == "ClusterName=site\n"
     # A second start over our own (stale) copy keeps the original backup.
-    assert script._install_etc_conf(ours) == (True, str(backup))
+    assert script._install_etc_conf(ours) == str(backup)
     assert backup.read_text() == "ClusterName=site\n"
 
     state = script.ClusterState(
