@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bioimage_py import create_array, downsample, open_source
+from bioimage_py.sources import from_spec
 from bioimage_py.util import downscale_shape
 
 REFERENCE = Path(__file__).parent / "data" / "downsample_v02.npz"
@@ -68,13 +69,19 @@ def test_local_threads_in_blocks_equal_v02(reference, name):
 
 
 def _file_pair(tmp_path: Path, data: np.ndarray, out_shape: tuple[int, ...], chunks: int):
-    """The input as a zarr array and an empty N5 output, both on disk."""
+    """The input as a zarr array and an empty N5 output (zarr v2 for bool: N5 has no bool)."""
     source = create_array(tmp_path / "in.zarr", shape=data.shape, dtype=data.dtype,
                           chunks=(chunks,) * data.ndim)
     source[...] = data
-    output = create_array(tmp_path / "out.n5", "s1", shape=out_shape, dtype=data.dtype,
-                          chunks=(4,) * data.ndim)
+    where = ("out.zarr", {"zarr_format": 2}) if data.dtype == bool else ("out.n5", {})
+    output = create_array(tmp_path / where[0], "s1", shape=out_shape, dtype=data.dtype,
+                          chunks=(4,) * data.ndim, **where[1])
     return open_source(tmp_path / "in.zarr"), output
+
+
+def _written(output) -> np.ndarray:
+    """What is on disk now: the output reopened from its spec."""
+    return from_spec(output.to_spec())[...]
 
 
 @pytest.mark.parametrize("name", ["labels3d_f123", "image3d_o1_aa", "image2d_o3_aa", "bool3d_o0"])
@@ -83,7 +90,7 @@ def test_worker_processes_with_zarr_and_n5_files_equal_v02(tmp_path, reference, 
     source, output = _file_pair(tmp_path, data, expected.shape, chunks=8)
     downsample(source, output=output, block_shape=(8,) * data.ndim, job_type="subprocess",
                num_workers=2, **args)
-    assert_matches_v02(open_source(tmp_path / "out.n5", "s1")[...], expected)
+    assert_matches_v02(_written(output), expected)
 
 
 def test_dask_equals_v02(tmp_path, reference):
@@ -91,11 +98,11 @@ def test_dask_equals_v02(tmp_path, reference):
     data, args, expected = _case(reference, "image3d_o3_f32")
     source, output = _file_pair(tmp_path, data, expected.shape, chunks=8)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         downsample(source, output=output, block_shape=(4,) * data.ndim, job_type="dask",
                    job_config={"client": client}, **args)
-    assert_matches_v02(open_source(tmp_path / "out.n5", "s1")[...], expected)
+    assert_matches_v02(_written(output), expected)
 
 
 @pytest.mark.parametrize("job_type", ["local", "subprocess"])
@@ -113,7 +120,7 @@ def test_mask_writes_only_inside_as_v02(tmp_path, reference, job_type):
     result = downsample(data, output=output, mask=mask_arg, block_shape=(4, 4, 4),
                         job_type=job_type, num_workers=2, **args)
     if job_type != "local":
-        result = open_source(tmp_path / "out.n5", "s1")[...]
+        result = _written(output)
     assert_matches_v02(result, expected)
     assert not result[~mask].any()
 
@@ -132,10 +139,10 @@ def test_rerun_of_block_ids_finishes_the_output(tmp_path, reference):
     source, output = _file_pair(tmp_path, data, expected.shape, chunks=8)
     downsample(source, output=output, block_shape=(4, 4, 4), block_ids=[0, 1, 2],
                job_type="subprocess", num_workers=2, **args)
-    first = open_source(tmp_path / "out.n5", "s1")[...]
+    first = _written(output)
     assert (first != expected).any()
     downsample(source, output=output, block_shape=(4, 4, 4), block_ids=range(3, 27), **args)
-    assert_matches_v02(open_source(tmp_path / "out.n5", "s1")[...], expected)
+    assert_matches_v02(_written(output), expected)
 
 
 def test_factor_one_keeps_the_axis_and_ints_or_lists_agree(reference):
@@ -164,7 +171,7 @@ def test_bad_scale_factor(factor, error, match):
 
 
 def test_errors_of_the_wrapper_and_of_copy(tmp_path):
-    with pytest.raises(ValueError, match="2d or 3d|2D or 3D"):
+    with pytest.raises(ValueError, match="(?i)2d"):
         downsample(np.zeros((4, 4, 4, 4), dtype="uint8"), 2)
     with pytest.raises(ValueError, match="order"):
         downsample(np.zeros((8, 8), dtype="uint8"), 2, order=6)
