@@ -11,16 +11,18 @@ from typing import Any
 from bioimage_py.copy import copy
 from bioimage_py.dask_array import to_dask
 from bioimage_py.downsample import downsample
+from bioimage_py.runner import SlurmConfig, config_file_path, get_runner, write_slurm_config
 from bioimage_py.sources import as_source, create_array, open_source
 from bioimage_py.util import to_roi
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 # open_cloudvolume / open_webknossos are loaded on first access (below); their modules import
 # cloud-volume / webknossos only when called, so `import *` works without those libraries.
 __all__ = [
-    "__version__", "as_source", "copy", "create_array", "downsample", "open_cloudvolume",
-    "open_source", "open_webknossos", "to_dask", "to_roi",
+    "SlurmConfig", "__version__", "as_source", "config_file_path", "copy", "create_array",
+    "downsample", "get_runner", "open_cloudvolume", "open_source", "open_webknossos", "to_dask",
+    "to_roi", "write_slurm_config",
 ]
 
 

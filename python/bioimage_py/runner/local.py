@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from bioimage_py.runner.base import Outcome, Runner
 from bioimage_py.runner.job import BlockJob
 from bioimage_py.runner.job_folder import JobFolder
-from bioimage_py.runner.worker import run_batch
+from bioimage_py.runner.worker import release_caller, run_batch
 
 __all__ = ["LocalRunner", "outcomes_of"]
 
@@ -33,10 +33,13 @@ class LocalRunner(Runner):
         folder: JobFolder,
     ) -> Iterator[tuple[list[int], Outcome]]:
         if num_workers == 1:
-            for _, batch in batches:
-                if stop.is_set():
-                    return
-                yield batch, run_batch(job, batch)
+            try:
+                for _, batch in batches:
+                    if stop.is_set():
+                        return
+                    yield batch, run_batch(job, batch)
+            finally:
+                release_caller()
             return
         with ThreadPoolExecutor(num_workers, thread_name_prefix="bioimage_py-run") as pool:
             futures = {pool.submit(run_batch, job, batch): batch for _, batch in batches}

@@ -105,6 +105,8 @@ def slurm_cluster(config: SlurmConfig, n_jobs: int, log_directory: str) -> Itera
         interface=config.interface,
         log_directory=log_directory,
         local_directory=log_directory,
+        # Any free port for the dashboard: never clash with another scheduler on this node.
+        scheduler_options={"dashboard_address": ":0"},
     )
     try:
         cluster.scale(jobs=max(1, n_jobs))

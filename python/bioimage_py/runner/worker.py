@@ -21,7 +21,7 @@ from bioimage_py.runner.job_folder import JobFolder, ProgressRecorder
 from bioimage_py.sources.base import Source, SourceSpec
 from bioimage_py.sources.dispatch import from_spec_cached
 
-__all__ = ["BatchResult", "run_batch", "run_batch_from_folder", "run_block"]
+__all__ = ["BatchResult", "release_caller", "run_batch", "run_batch_from_folder", "run_block"]
 
 BlockFunction = Callable[[Any, Sequence[Source], Sequence[Source], Source | None], Any]
 
@@ -197,8 +197,21 @@ class _BlockCaller:
         )
 
 
+_callers = threading.local()
+
+
 def _block_caller(job: BlockJob) -> _BlockCaller:
-    return _BlockCaller(job)
+    """The caller of ``job`` for this thread, made once per job and thread (a run on threads
+    runs one batch per block: its sources and blocking are resolved once, not per block)."""
+    caller = getattr(_callers, "caller", None)
+    if caller is None or caller.job is not job:
+        caller = _callers.caller = _BlockCaller(job)
+    return caller
+
+
+def release_caller() -> None:
+    """Drop this thread's caller (and the sources it holds) once its run is over."""
+    _callers.caller = None
 
 
 def _call_with_retries(call: _BlockCaller, block_id: int, retries: int) -> Any:
