@@ -351,7 +351,9 @@ def test_chain_of_lambdas_reopens_in_another_process(zarr_source, tmp_path):
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["MultiTransformationSource", "SimpleTransformationWithHaloSource"]
+    assert result.stdout.split() == [
+        "MultiTransformationSource", "SimpleTransformationWithHaloSource"
+    ]
     whole = ndi.uniform_filter(volume(), size=3) + np.arange(12).reshape(-1, 1, 1) - volume()
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), whole[2:9, 3:, 1:8])
 

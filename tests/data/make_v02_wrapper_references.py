@@ -104,7 +104,8 @@ def cases(source):
         ),
         "pad_edge": (
             PadSource(source, (0, 2, 5), "edge"),
-            [(Ellipsis,), (slice(1, 5), slice(7, 10), slice(6, 15)), (3, slice(4, 9), slice(8, 15))],
+            [(Ellipsis,), (slice(1, 5), slice(7, 10), slice(6, 15)),
+             (3, slice(4, 9), slice(8, 15))],
             False,
         ),
         "pad_symmetric_2d": (

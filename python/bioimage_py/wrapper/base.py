@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
@@ -36,7 +36,7 @@ __all__ = [
     "wrapper_from_spec",
 ]
 
-_WS = TypeVar("_WS", bound="WrapperSource")
+_W = TypeVar("_W", bound="type[WrapperSource]")
 
 # Wrapper classes by class name, as their specs record them.
 _WRAPPERS: dict[str, type[WrapperSource]] = {}
@@ -134,7 +134,7 @@ class WrapperSource(Source):
         return {}
 
     @classmethod
-    def _from_wrapped(cls: type[_WS], sources: Sequence[Source], params: dict[str, Any]) -> _WS:
+    def _from_wrapped(cls, sources: Sequence[Source], params: dict[str, Any]) -> Self:
         """Rebuild the wrapper from its reopened wrapped source(s) and the spec's ``params``
         (without the class name): ``cls(sources[0], **params)``. Override it for several sources
         or for parameters whose recorded form differs from the constructor's."""
@@ -160,7 +160,7 @@ class WrapperSource(Source):
         return [*super()._repr_fields(), *own, f"source={sources}"]
 
 
-def register_wrapper(cls: type[_WS]) -> type[_WS]:
+def register_wrapper(cls: _W) -> _W:
     """Register a ``WrapperSource`` subclass under its class name, so that ``wrapper_from_spec``
     rebuilds specs naming it; usable as a class decorator.
 

@@ -519,7 +519,8 @@ class PadSource(WrapperSource):
         if not (isinstance(mode, str) and mode in modes):
             raise ValueError(f"unknown pad mode {mode!r}; supported: {', '.join(modes)}")
         if self._right_padding:
-            self._pad_width = tuple((0, int(width)) for width in pad_width)  # type: ignore[union-attr]
+            widths: Sequence[int] = pad_width  # type: ignore[assignment]
+            self._pad_width = tuple((0, int(width)) for width in widths)
         else:
             self._pad_width = _pairs("pad_width", pad_width, len(shape), integral=True)
         for axis, ((before, after), n) in enumerate(zip(self._pad_width, shape)):
@@ -680,11 +681,12 @@ def _pairs(name: str, value: Any, ndim: int, *, integral: bool = False) -> tuple
             f"{ndim} axes"
         ) from None
     if integral:
-        return tuple((operator_module.index(b), operator_module.index(a)) for b, a in pairs.tolist())
+        index = operator_module.index
+        return tuple((index(b), index(a)) for b, a in pairs.tolist())
     return tuple(tuple(pair) for pair in pairs.tolist())
 
 
-def _fill_value(value: bool | int | float, dtype: np.dtype) -> np.generic:
+def _fill_value(value: float, dtype: np.dtype) -> np.generic:
     """``value`` as a scalar of ``dtype``; integer and bool dtypes must hold it exactly."""
     with np.errstate(invalid="ignore", over="ignore"):
         cast = np.asarray(value).astype(dtype)[()]
