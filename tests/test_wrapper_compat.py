@@ -245,3 +245,28 @@ def test_v02_spec_layout():
     assert callable(multi.params["transformation"])
     roi = v02_spec("roi_ints")
     assert roi.params["roi"] == (2, slice(1, 6), -3)
+
+
+def test_module_layout_of_v02():
+    """The import paths 0.2 code writes (SPEC, "Module layout")."""
+    import importlib
+
+    import bioimage_py.wrapper as wrapper
+
+    layout = {
+        "base": ["WrapperSource", "register_wrapper", "wrapper_from_spec",
+                 "SimpleTransformationSource", "SimpleTransformationWithHaloSource",
+                 "TransformationSource", "MultiTransformationSource"],
+        "generic": ["ThresholdSource", "NormalizeSource", "RoiSource", "PadSource",
+                    "ExpandDimsSource"],
+        "resize": ["ResizedSource"],
+        "affine": ["AffineSource"],
+    }
+    for module_name, names in layout.items():
+        module = importlib.import_module(f"bioimage_py.wrapper.{module_name}")
+        for name in names:
+            assert getattr(wrapper, name) is getattr(module, name), (module_name, name)
+    assert sorted(wrapper.__all__) == sorted(n for names in layout.values() for n in names)
+    for old in ("threshold", "normalize", "roi", "pad", "expand_dims", "resized"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"bioimage_py.wrapper.{old}")

@@ -6,12 +6,14 @@ the class with ``register_wrapper`` to add one), ``wrapper_from_spec`` and the w
 your own callables (``SimpleTransformationSource``, ``SimpleTransformationWithHaloSource``,
 ``TransformationSource``, ``MultiTransformationSource``); ``bioimage_py.wrapper.generic`` the
 generic ones (``ThresholdSource``, ``NormalizeSource``, ``RoiSource``, ``PadSource``,
-``ExpandDimsSource``); ``bioimage_py.wrapper.resize`` ``ResizedSource``. Wrappers chain, and
+``ExpandDimsSource``); ``bioimage_py.wrapper.resize`` ``ResizedSource`` and
+``bioimage_py.wrapper.affine`` ``AffineSource`` (resampling to another grid). Wrappers chain, and
 their spec (kind ``"wrapper"``) nests the wrapped sources' specs, so a worker rebuilds the whole
 chain with ``bioimage_py.sources.from_spec``.
 """
 from __future__ import annotations
 
+from bioimage_py.wrapper.affine import AffineSource
 from bioimage_py.wrapper.base import (
     MultiTransformationSource,
     SimpleTransformationSource,
@@ -31,6 +33,7 @@ from bioimage_py.wrapper.generic import (
 from bioimage_py.wrapper.resize import ResizedSource
 
 __all__ = [
+    "AffineSource",
     "ExpandDimsSource",
     "MultiTransformationSource",
     "NormalizeSource",
