@@ -5,13 +5,14 @@
     bioimage-py convert stack.tif volume.zarr --chunks 64 --shards 256 --compression zstd:5
     bioimage-py convert volume.zarr volume.n5 --workers 4 --job-type subprocess
 
-Expected errors (a missing file, an unknown format, a bad key or option) end with one line
-``bioimage-py: error: ...`` on stderr and exit status 1; usage errors exit with status 2.
+Every failure (a missing or damaged file, an unknown format, a bad key or option value, and
+unexpected ones such as ``RecursionError``, ``OverflowError`` or ``MemoryError``) ends with one
+line ``bioimage-py: error: ...`` naming the file or option on stderr and exit status 1, never a
+traceback; usage errors exit with status 2 (argparse).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,10 +24,25 @@ __all__ = ["main"]
 
 PROG = "bioimage-py"
 WRITABLE_FORMATS = ("zarr", "n5", "hdf5")
+MAX_EXTENT = 2**63 - 1
+"""The largest value of a shape option (``--chunks`` ...): array sizes are 64-bit."""
+MAX_LEVEL = 2**31 - 1
+"""The largest compression level accepted (codec levels are C ints)."""
 
 
 class CliError(Exception):
     """An expected error: reported as one line, exit status 1."""
+
+
+class _Step:
+    """What the command is doing, to name the file in an error that does not name it."""
+
+    def __init__(self) -> None:
+        self.doing = "starting"
+        self.names: tuple[str, ...] = ()
+
+    def __call__(self, doing: str, *names: str) -> None:
+        self.doing, self.names = doing, names
 
 
 # --- argument parsing --------------------------------------------------------------------------
@@ -87,6 +103,8 @@ def _shape_option(text: str | None, ndim: int, name: str) -> tuple[int, ...] | N
         values = tuple(int(part) for part in text.replace("x", ",").split(","))
     except ValueError:
         raise CliError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if any(v > MAX_EXTENT for v in values):
+        raise CliError(f"--{name} values must be at most 2**63 - 1, got {text!r}")
     if len(values) == 1:
         values = values * ndim
     if len(values) != ndim or any(v <= 0 for v in values):
@@ -105,15 +123,18 @@ def _compression_option(text: str | None) -> tuple[str | None, int | None]:
     if not level:
         return name, None
     try:
-        return name, int(level)
+        value = int(level)
     except ValueError:
         raise CliError(f"the compression level must be an integer, got {level!r}") from None
+    if abs(value) > MAX_LEVEL:
+        raise CliError(f"--compression level {level} is out of range")
+    return name, value
 
 
 # --- info --------------------------------------------------------------------------------------
 
 
-def _info(args: argparse.Namespace) -> int:
+def _info(args: argparse.Namespace, step: _Step) -> int:
     from bioimage_py import io, open_source
     from bioimage_py.io.hierarchy import list_arrays
 
@@ -121,9 +142,11 @@ def _info(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise CliError(f"{args.path!r} does not exist")
     key = args.key
+    step(f"opening {args.path!r}", args.path, path)
     if key is None:
         container = io.open_file(path, format=args.format)
         try:
+            step(f"listing the arrays of {args.path!r}", args.path, path)
             arrays = list_arrays(container)
             if not arrays:
                 raise CliError(f"{args.path!r} holds no arrays")
@@ -139,6 +162,7 @@ def _info(args: argparse.Namespace) -> int:
             if callable(close):
                 close()
     source = open_source(path, key, format=args.format)
+    step(f"describing {args.path!r}", args.path, path)
     for label, value in _describe(source).items():
         print(f"{label + ':':<13}{value}")
     return 0
@@ -168,11 +192,18 @@ def _tuple_or_dash(value: Sequence[int] | None) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The file's JSON object for display; ``{}`` when it is missing or unreadable (the array
+    opened, so the Rust core read what it needs from it)."""
+    from bioimage_py.io.metadata_json import read_json_object
+
     try:
-        value = json.loads(path.read_text())
+        return read_json_object(path, members=_DISPLAYED_MEMBERS) or {}
     except (OSError, ValueError):
         return {}
-    return value if isinstance(value, dict) else {}
+
+
+# The metadata members info reads: parsing only these skips deeply nested user attributes.
+_DISPLAYED_MEMBERS = ("codecs", "compressor", "compression", "compressionType")
 
 
 def _zarr_version(path: str, key: str | None) -> int | None:
@@ -190,9 +221,12 @@ def _compression(source: Any) -> str:
     if source.format == "zarr":
         v3 = _read_json(folder / "zarr.json")
         if v3:
-            return _zarr3_codecs(v3.get("codecs", []))
+            codecs = v3.get("codecs", [])
+            return _zarr3_codecs(codecs) if isinstance(codecs, list) else "-"
         compressor = _read_json(folder / ".zarray").get("compressor")
-        return "raw" if compressor is None else _codec(compressor.get("id"), compressor)
+        if not isinstance(compressor, dict):
+            return "raw" if compressor is None else "-"
+        return _codec(compressor.get("id"), compressor)
     if source.format == "n5":
         attributes = _read_json(folder / "attributes.json")
         compression = attributes.get("compression")
@@ -210,8 +244,11 @@ def _zarr3_codecs(codecs: list[Any]) -> str:
         if not isinstance(codec, dict):
             continue
         name, config = codec.get("name"), codec.get("configuration") or {}
+        if not isinstance(config, dict):
+            config = {}
         if name == "sharding_indexed":
-            return _zarr3_codecs(config.get("codecs", []))
+            inner = config.get("codecs", [])
+            return _zarr3_codecs(inner) if isinstance(inner, list) else "-"
         if name in ("bytes", "transpose", "crc32c"):
             continue
         names.append(_codec(name, config))
@@ -243,15 +280,17 @@ def _hdf5_filters(path: str, key: str | None) -> str:
 # --- convert -----------------------------------------------------------------------------------
 
 
-def _convert(args: argparse.Namespace) -> int:
+def _convert(args: argparse.Namespace, step: _Step) -> int:
     from bioimage_py import copy, create_array, io, open_source
     from bioimage_py.io.create import default_chunks
 
     src_path = os.path.abspath(args.src)
     if not os.path.exists(src_path):
         raise CliError(f"{args.src!r} does not exist")
+    step(f"opening {args.src!r}", args.src, src_path)
     source = open_source(src_path, args.src_key, format=args.src_format)
     dst_path = os.path.abspath(args.dst)
+    step(f"creating {args.dst!r}", args.dst, dst_path)
     fmt = args.format or io.infer_format(dst_path)
     if fmt not in WRITABLE_FORMATS:
         raise CliError(
@@ -286,6 +325,7 @@ def _convert(args: argparse.Namespace) -> int:
             raise CliError(f"{args.dst!r} already holds {where}; pass --overwrite to replace it") \
                 from None
         raise
+    step(f"converting {args.src!r} to {args.dst!r}", args.src, src_path, args.dst, dst_path)
     copy(source, output, block_shape=block_shape, job_type=args.job_type,
          num_workers=args.workers, progress=False if args.quiet else None)
     if not args.quiet:
@@ -306,13 +346,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from bioimage_py.errors import RunnerError
 
+    step = _Step()
     try:
-        return _info(args) if args.command == "info" else _convert(args)
+        return _info(args, step) if args.command == "info" else _convert(args, step)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (CliError, ValueError, TypeError, OSError, KeyError, ImportError, RunnerError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
+    except CliError as err:
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError, KeyError, ImportError, RunnerError) as err:
+        message = _one_line(err) or type(err).__name__
         if isinstance(err, KeyError):
             message = f"not found: {message}"
         elif isinstance(err, RunnerError):  # the rerun hint is for copy's callers, not ours
@@ -322,5 +366,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "pass internal_path" in message:  # open_source's words; here the option is a key
             option = "--src-key" if args.command == "convert" else "KEY"
             message = message.replace("pass internal_path", f"pass {option}")
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        print(f"{PROG}: error: {_with_step(message, step)}", file=sys.stderr)
         return 1
+    except MemoryError as err:
+        message = f"out of memory ({_one_line(err) or 'MemoryError'})"
+        print(f"{PROG}: error: {message} while {step.doing}", file=sys.stderr)
+        return 1
+    except RecursionError as err:
+        message = f"too deeply nested to process (RecursionError: {_one_line(err)})"
+        print(f"{PROG}: error: {message} while {step.doing}", file=sys.stderr)
+        return 1
+    except Exception as err:  # anything else, e.g. OverflowError: still one line, no traceback
+        message = f"{type(err).__name__}: {_one_line(err)}"
+        print(f"{PROG}: error: {message} while {step.doing}", file=sys.stderr)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _with_step(message: str, step: _Step) -> str:
+    """``message``, followed by what the command was doing unless it names the file already."""
+    if any(name and name in message for name in step.names) or not step.names:
+        return message
+    return f"{message} (while {step.doing})"

@@ -1,15 +1,39 @@
 """Walking an opened container: which of its members are arrays, and where they are.
 
 Duck-typed so that any reader fits: an *array* has ``shape`` and ``dtype`` and no ``keys``; a
-*group* maps names to members. h5py and z5py groups are walked with ``visititems`` (h5py's visits
-each object once, even through hard-link cycles), zarr groups with ``members(max_depth=None)``,
-anything else through ``keys()``.
+*group* maps names to members. zarr stores and N5 containers on disk are walked folder by folder
+(``walk_native_arrays``); other containers that list themselves (HDF5, KNOSSOS, image folders)
+do so; h5py and z5py groups are walked with ``visititems`` (h5py's visits each object once, even
+through hard-link cycles), zarr groups with ``members(max_depth=None)``, anything else through
+``keys()``.
+
+Listing terminates and is bounded in time on any folder tree: a folder reached a second time
+(a symlink cycle, or two links to one group) is not walked again, and a walk deeper than
+``MAX_DEPTH`` groups or through more than ``MAX_ENTRIES`` folder entries stops with a
+``ValueError`` naming the container (open the array by its ``internal_path`` instead).
 """
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Callable
 
-__all__ = ["describe_arrays", "is_array", "list_arrays"]
+from bioimage_py.io.metadata_json import read_json_object
+from bioimage_py.io.native import NativeContainer
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ENTRIES",
+    "describe_arrays",
+    "is_array",
+    "list_arrays",
+    "native_node_kind",
+    "walk_native_arrays",
+]
+
+MAX_DEPTH = 64
+"""Groups nested deeper than this are not listed (``ValueError``): no real hierarchy is."""
+MAX_ENTRIES = 1_000_000
+"""Listing examines at most this many folder entries (``ValueError`` beyond)."""
 
 
 def is_array(obj: Any) -> bool:
@@ -24,7 +48,9 @@ def list_arrays(container: Any) -> list[str]:
     """
     if is_array(container):
         return [""]
-    if hasattr(container, "list_arrays"):  # native containers list themselves
+    if isinstance(container, NativeContainer) and "://" not in container.path:
+        return walk_native_arrays(container.path, container.format)
+    if hasattr(container, "list_arrays"):  # other native containers list themselves
         return sorted(container.list_arrays())
     found: list[str] = []
     if hasattr(container, "visititems"):
@@ -37,11 +63,16 @@ def list_arrays(container: Any) -> list[str]:
     elif hasattr(container, "members"):
         found = [name for name, obj in container.members(max_depth=None) if is_array(obj)]
     else:
-        found = _walk_keys(container, "")
+        found = _walk_keys(container, "", 0)
     return sorted(found)
 
 
-def _walk_keys(group: Any, prefix: str) -> list[str]:
+def _walk_keys(group: Any, prefix: str, depth: int) -> list[str]:
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"groups nested more than {MAX_DEPTH} levels deep at {prefix.rstrip('/')!r} (a "
+            "cycle of links?); open the array by its internal_path instead of listing"
+        )
     found = []
     for key in group.keys():
         obj = group[key]
@@ -49,8 +80,109 @@ def _walk_keys(group: Any, prefix: str) -> list[str]:
         if is_array(obj):
             found.append(name)
         elif hasattr(obj, "keys"):
-            found.extend(_walk_keys(obj, name + "/"))
+            found.extend(_walk_keys(obj, name + "/", depth + 1))
     return found
+
+
+def native_node_kind(folder: str, format: str) -> str | None:
+    """``"array"``, ``"group"`` or ``None`` (no metadata) for a folder of a zarr store
+    (``format="zarr"``) or an N5 container (``"n5"``), from its metadata files.
+
+    As the Rust core decides: zarr's ``zarr.json`` (v3) takes precedence over ``.zarray`` /
+    ``.zgroup`` (v2); an N5 folder is a dataset when its ``attributes.json`` has ``dimensions``.
+    Only the members needed are parsed, so deeply nested user attributes do not matter.
+
+    Raises:
+        ValueError: A metadata file that is not UTF-8 JSON, not an object, or (zarr v3) has a
+            ``node_type`` other than ``"array"`` or ``"group"``; naming the file.
+    """
+    if format == "zarr":
+        path = os.path.join(folder, "zarr.json")
+        metadata = read_json_object(path, members=("node_type",))
+        if metadata is not None:
+            kind = metadata.get("node_type")
+            if kind not in ("array", "group"):
+                raise ValueError(
+                    f"{path!r} has node_type {kind!r}; a zarr v3 node is 'array' or 'group'"
+                )
+            return kind
+        if os.path.isfile(os.path.join(folder, ".zarray")):
+            return "array"
+        return "group" if os.path.isfile(os.path.join(folder, ".zgroup")) else None
+    attributes = read_json_object(os.path.join(folder, "attributes.json"), members=("dimensions",))
+    if attributes is None:
+        return None
+    return "array" if "dimensions" in attributes else "group"
+
+
+def walk_native_arrays(
+    root: str,
+    format: str,
+    *,
+    node_kind: Callable[[str, str], str | None] = native_node_kind,
+) -> list[str]:
+    """The sorted keys of the arrays in the zarr store or N5 container at ``root`` (``""`` for
+    a root array).
+
+    Folders starting with ``.`` are skipped, arrays are not descended into. A folder is walked
+    once however many links lead to it, so symlink cycles end; an array reached by two names is
+    listed under both. Unreadable folders below the root are skipped.
+
+    Raises:
+        ValueError: More than ``MAX_DEPTH`` nested groups, more than ``MAX_ENTRIES`` folder
+            entries examined, or bad metadata (see ``native_node_kind``); naming the container.
+        OSError: The root folder cannot be read.
+    """
+    found: list[str] = []
+    walked: set[tuple[int, int]] = set()
+    entries = 0
+    stack = [(root, "", 0)]  # depth-first, children in name order
+    while stack:
+        folder, key, depth = stack.pop()
+        kind = node_kind(folder, format)
+        if kind == "array":
+            found.append(key)
+            continue
+        try:
+            info = os.stat(folder)
+        except OSError:
+            if not key:
+                raise
+            continue
+        if (info.st_dev, info.st_ino) in walked:
+            continue  # reached again through a link: walked already
+        walked.add((info.st_dev, info.st_ino))
+        if depth >= MAX_DEPTH:
+            raise ValueError(
+                f"{root!r} nests groups more than {MAX_DEPTH} levels deep (at {key!r}); open "
+                "the array by its internal_path instead of listing"
+            )
+        try:
+            with os.scandir(folder) as listing:
+                children = []
+                for entry in listing:
+                    entries += 1
+                    if entries > MAX_ENTRIES:
+                        raise ValueError(
+                            f"listing the arrays of {root!r} stopped after {MAX_ENTRIES} folder "
+                            "entries; open the array by its internal_path instead of listing"
+                        )
+                    if not entry.name.startswith(".") and _is_dir(entry):
+                        children.append(entry.name)
+        except OSError:
+            if not key:
+                raise
+            continue  # an unreadable group holds nothing we could open anyway
+        for name in sorted(children, reverse=True):
+            stack.append((os.path.join(folder, name), f"{key}/{name}" if key else name, depth + 1))
+    return sorted(found)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks; a broken link is not a folder
+    except OSError:
+        return False
 
 
 def describe_arrays(arrays: list[str], limit: int = 20) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 
 from bioimage_py.io.optional import import_optional
 from bioimage_py.io.reader_array import ReaderArray
+from bioimage_py.io.tiff import check_series_in_file
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFile", "ImageStack", "ImageStackFolder", "natural_key"]
 
@@ -59,20 +60,52 @@ def _imageio() -> Any:
 
 
 def slice_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of the image at ``path``, from its header where the reader allows it."""
-    if _is_tiff(path):
-        with _tifffile().TiffFile(path) as tif:
-            series = tif.series[0]
-            return tuple(int(s) for s in series.shape), np.dtype(series.dtype).newbyteorder("=")
-    props = _imageio().improps(path)
-    return tuple(int(s) for s in props.shape), np.dtype(props.dtype)
+    """Shape and dtype of the image at ``path``, from its header where the reader allows it.
+
+    Raises:
+        ValueError: The file is not a readable image, or (TIFF) its header describes more data
+            than the file holds; naming the file.
+    """
+    try:
+        if _is_tiff(path):
+            with _tifffile().TiffFile(path) as tif:
+                series = tif.series[0]
+                check_series_in_file(tif, series, path)
+                return tuple(int(s) for s in series.shape), np.dtype(series.dtype).newbyteorder("=")
+        props = _imageio().improps(path)
+        return tuple(int(s) for s in props.shape), np.dtype(props.dtype)
+    except (MemoryError, ImportError, FileNotFoundError, PermissionError):
+        raise
+    except ValueError as err:
+        if path in str(err):
+            raise
+        raise ValueError(f"{path!r} is not a readable image: {err}") from None
+    except Exception as err:  # the image libraries' errors for damaged files differ per format
+        raise ValueError(
+            f"{path!r} is not a readable image ({type(err).__name__}: {err})"
+        ) from None
 
 
 def read_slice(path: str) -> np.ndarray:
-    """The image at ``path`` as a numpy array (TIFF: ``tifffile``, else ``imageio``)."""
-    if _is_tiff(path):
-        return np.asarray(_tifffile().imread(path))
-    return np.asarray(_imageio().imread(path))
+    """The image at ``path`` as a numpy array (TIFF: ``tifffile``, else ``imageio``).
+
+    Raises:
+        OSError: The file cannot be read or decoded (it shrank or was damaged after the stack was
+            opened), naming it.
+    """
+    try:
+        if _is_tiff(path):
+            return np.asarray(_tifffile().imread(path))
+        return np.asarray(_imageio().imread(path))
+    except (MemoryError, ImportError):
+        raise
+    except Exception as err:  # the image libraries' errors for damaged files differ per format
+        if isinstance(err, OSError) and path in str(err):
+            raise
+        raise OSError(
+            f"could not read the image {path!r} ({type(err).__name__}: {err}); the file may be "
+            "truncated or corrupt"
+        ) from err
 
 
 class ImageFile(ReaderArray):

@@ -2,7 +2,13 @@
 
 ``open_mrc(path, mode)`` opens the file with ``mrcfile.mmap(path, mode="r")`` and returns an
 ``SingleArrayFile``: a container with one array, ``"data"`` (the default ``internal_path``). Nothing is
-read up front but the header; every region read copies just that region out of the memory map.
+read up front but the header; every region read reads just that region from the file.
+
+Reads use ``pread`` (``raw_file.RawFileData``), not the memory map mrcfile makes: touching a
+memory map over a file that shrank after opening kills the process with SIGBUS, while a short
+read raises ``OSError`` naming the file. (mrcfile's map describes the data block -- shape,
+dtype, offset -- and is never read.) A header that describes more data than the file holds
+raises ``ValueError`` naming the file at open.
 
 Axis order: C order with x varying fastest on disk, as ``mrcfile`` (and numpy) gives it:
 
@@ -15,9 +21,8 @@ bioimage-py 0.2 and elf present MRC data, so that code written for them reads th
 (MRC viewers such as IMOD draw the file's first row at the bottom, numpy-based ones draw row 0
 at the top: flipped, an image looks in napari or matplotlib as it does in IMOD.) Pass
 ``flip_y=False`` to ``open_source`` for the rows in file order, as ``mrcfile.open(...).data``
-gives them; the choice is recorded in the spec. The flip is a view of the memory map with a
-negative y stride: opening copies nothing, and a region read copies just that region, as
-without the flip. (0.2 flipped the first axis of a 4D stack of volumes instead of y; here y is
+gives them; the choice is recorded in the spec. Opening copies nothing; a region read reads the
+region's rows in file order and returns them flipped, as without the flip. (0.2 flipped the first axis of a 4D stack of volumes instead of y; here y is
 flipped for every number of axes.)
 
 So a volume is presented ``(z, y, x)`` as the rest of ``bioimage_py`` indexes, and a slab along
@@ -26,11 +31,14 @@ native byte order. The header stays available as ``MrcArray.header`` and ``voxel
 """
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import numpy as np
 
 from bioimage_py.io.optional import import_optional
+from bioimage_py.io.raw_file import RawFileData
 from bioimage_py.io.reader_array import ReaderArray
 from bioimage_py.io.single_array import SingleArrayFile
 
@@ -39,10 +47,10 @@ __all__ = ["MrcArray", "open_mrc"]
 
 
 class MrcArray(ReaderArray):
-    """The data of an open MRC file, read lazily from its memory map.
+    """The data of an open MRC file, read lazily region by region.
 
     ``arr[index]`` takes numpy basic indexing (``bioimage_py`` sources pass a tuple of step-1
-    slices) and returns a new numpy array, never a view into the memory map, so results stay valid
+    slices) and returns a new numpy array, never a view into the file's memory, so results stay valid
     after ``close()``. ``chunks`` is ``None``: the file is one contiguous C-ordered block.
     """
 
@@ -53,11 +61,16 @@ class MrcArray(ReaderArray):
             raise ValueError(f"{path!r} holds no data that mrcfile could read")
         self._mrc = mrc
         self._flip_y = bool(flip_y) and data.ndim >= 2
-        # A view with a negative y stride: nothing is copied until a region is read.
+        # mrcfile's memory map, flipped as presented: it describes the data, it is never read.
         self._data = data[..., ::-1, :] if self._flip_y else data
         self._path = path
         self._shape = tuple(data.shape)
         self._dtype = data.dtype.newbyteorder("=")
+        try:
+            self._raw = RawFileData(path, data.offset, self._shape, data.dtype)
+        except BaseException:
+            mrc.close()
+            raise
 
     @property
     def path(self) -> str:
@@ -87,13 +100,18 @@ class MrcArray(ReaderArray):
     def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
         if self._data is None:
             raise ValueError(f"I/O operation on closed MRC file {self._path!r}")
-        # np.array copies: the result must not keep the memory map (and the file) alive.
-        return np.array(self._data[roi], dtype=self._dtype)
+        if not self._flip_y:
+            return self._raw.read(roi).astype(self._dtype, copy=False)
+        # The presented rows [start, stop) are the file's rows [ny - stop, ny - start), reversed.
+        ny, rows = self._shape[-2], roi[-2]
+        file_roi = (*roi[:-2], slice(ny - rows.stop, ny - rows.start), roi[-1])
+        return np.array(self._raw.read(file_roi)[..., ::-1, :], dtype=self._dtype)
 
     def close(self) -> None:
-        """Release the memory map and close the file (idempotent)."""
+        """Close the file (idempotent)."""
         if self._data is not None:
             self._data = None
+            self._raw.close()
             self._mrc.close()
 
     def __enter__(self) -> MrcArray:
@@ -130,5 +148,34 @@ def open_mrc(
     mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
     if not isinstance(flip_y, (bool, np.bool_)):
         raise TypeError(f"flip_y must be True or False, got {flip_y!r}")
-    mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
+    except ValueError as err:  # a bad header, or a data block longer than the file
+        reason = _truncation(path) or str(err)
+        raise ValueError(f"{path!r} is not a readable MRC file: {reason}") from None
+    if mrc.data is None:  # permissive mode: mrcfile warned instead of raising
+        mrc.close()
+        reason = _truncation(path) or "mrcfile could not read its data block"
+        raise ValueError(f"{path!r} is not a readable MRC file: {reason}")
     return SingleArrayFile(MrcArray(mrc, path, flip_y=bool(flip_y)))
+
+
+def _truncation(path: str) -> str | None:
+    """Why the file is too short for the data its header describes, or ``None`` (numpy's memmap
+    says only ``mmap length is greater than file size``)."""
+    mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
+    try:
+        with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
+            header = mrc.header
+            dtype = mrcfile.utils.data_dtype_from_header(header)
+            shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
+            offset = int(header.nbytes) + int(header.nsymbt)
+    except Exception:  # the header itself is unreadable: mrcfile's own message says why
+        return None
+    needed = offset + math.prod(shape) * dtype.itemsize
+    size = os.path.getsize(path)
+    if needed <= size:
+        return None
+    return (f"it is truncated: its header describes {needed - offset} bytes of data (shape "
+            f"{shape}, dtype {dtype}) after {offset} bytes of headers, {needed} bytes in all, but "
+            f"the file holds {size} bytes")

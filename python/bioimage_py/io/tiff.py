@@ -3,11 +3,18 @@
 ``open_tiff(path, mode, series=0)`` returns a ``TiffArray``, the image data of one series of the
 file (the root array, ``internal_path=""``).
 
-* When the series is stored uncompressed and contiguously, it is memory-mapped with
-  ``tifffile.memmap`` and a region read copies just that region out of the map.
+* When the series is stored uncompressed and contiguously, a region read reads just that region
+  from the file with ``pread`` (``raw_file.RawFileData``). It is not memory-mapped: a map over a
+  file that shrinks after opening kills the process with SIGBUS on access, while a short read
+  raises ``OSError`` naming the file.
 * Otherwise (compressed, tiled, scattered pages) it is read lazily page by page: a region read
   decodes only the pages (2D planes) the region touches, never the whole stack, on tifffile's
   thread pool.
+
+Damaged files: at open, a series whose data (the contiguous block, or the strips of its first and
+last page) reach past the end of the file raises ``ValueError`` naming the file; a page that
+cannot be read or decoded later (the file shrank, or a page is corrupt) raises ``OSError`` naming
+the file and the pages.
 
 Axis order: as ``tifffile`` gives the series, C order with x varying fastest: a single image is
 ``(y, x)``, a multi-page stack ``(z, y, x)`` (z is the page index: slice index first), an ImageJ or
@@ -24,26 +31,80 @@ from typing import Any
 import numpy as np
 
 from bioimage_py.io.optional import import_optional
+from bioimage_py.io.raw_file import RawFileData
 from bioimage_py.io.reader_array import ReaderArray
 
-__all__ = ["TiffArray", "open_tiff"]
+__all__ = ["TiffArray", "check_series_in_file", "open_tiff"]
+
+# What tifffile and its decoders raise for a page it cannot read or decode (truncated strips,
+# corrupt compressed data, a broken IFD chain) is not documented and differs between codecs
+# (ValueError, struct.error, zlib.error, IndexError, ...): any Exception but running out of memory.
+_PAGE_ERRORS = Exception
 
 
 def _tifffile() -> Any:
     return import_optional("tifffile", format="TIFF", install="pip install tifffile")
 
 
+def _page_end(page: Any) -> int:
+    """The end (byte offset) of the last strip or tile of ``page``; 0 when it stores none."""
+    return max(
+        (int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts) if c),
+        default=0,
+    )
+
+
+def check_series_in_file(tif: Any, series: Any, path: str) -> None:
+    """Check that the data a series' header describes lie inside the file, at open.
+
+    Checks the contiguous data block when the series has one, else the strips (or tiles) of its
+    first and last page: truncated transfers cut the end of a file.
+
+    Raises:
+        ValueError: Naming the file, the byte range described and the file's size.
+    """
+    size = int(tif.filehandle.size)
+    end = 0
+    if series.dataoffset is not None:
+        end = int(series.dataoffset) + int(series.nbytes)
+    else:
+        try:
+            pages = series.pages
+            checked = [pages[0]] if len(pages) < 2 else [pages[0], pages[len(pages) - 1]]
+            for page in checked:
+                if page is None:
+                    raise IndexError("missing page")
+                end = max(end, _page_end(page))
+        except MemoryError:
+            raise
+        except _PAGE_ERRORS as err:
+            raise ValueError(
+                f"{path!r} is damaged: the pages of its image series cannot be read "
+                f"({type(err).__name__}: {err}); the file may be truncated"
+            ) from None
+    if end > size:
+        raise ValueError(
+            f"{path!r} is truncated: its header describes image data up to byte {end}, but the "
+            f"file holds {size} bytes"
+        )
+
+
 class TiffArray(ReaderArray):
     """One series of a TIFF file as a read-only, lazily read array.
 
-    ``arr[index]`` takes numpy basic indexing and returns a new numpy array. ``memmapped`` tells whether the data is memory-mapped.
+    ``arr[index]`` takes numpy basic indexing and returns a new numpy array. ``contiguous``
+    tells whether the series is read straight from the file (uncompressed, contiguous).
     """
 
     def __init__(self, path: str, series: int = 0) -> None:
         tifffile = _tifffile()
         self._path = path
         self._lock = threading.Lock()
-        self._tif = tifffile.TiffFile(path)
+        try:
+            self._tif = tifffile.TiffFile(path)
+        except tifffile.TiffFileError as err:
+            raise ValueError(f"{path!r} is not a readable TIFF file: {err}") from None
+        self._raw: RawFileData | None = None
         try:
             if not 0 <= series < len(self._tif.series):
                 raise ValueError(
@@ -54,16 +115,12 @@ class TiffArray(ReaderArray):
             self._series_index = series
             self._shape = tuple(int(s) for s in self._series.shape)
             self._dtype = np.dtype(self._series.dtype).newbyteorder("=")
-            self._memmap = None
+            check_series_in_file(self._tif, self._series, path)
             if self._series.dataoffset is not None:  # uncompressed and contiguous
-                try:
-                    self._memmap = tifffile.memmap(path, series=series, mode="r")
-                except (ValueError, OSError, TypeError):
-                    self._memmap = None
-            if self._memmap is not None and tuple(self._memmap.shape) != self._shape:
-                self._memmap = None
+                stored = np.dtype(self._series.dtype).newbyteorder(self._tif.byteorder)
+                self._raw = RawFileData(path, self._series.dataoffset, self._shape, stored)
             # Indexed lazily: loading every page header up front costs ~0.1 ms per page, and a
-            # memory-mapped stack never needs them.
+            # contiguous stack never needs them.
             self._pages = self._series.pages
             keyframe = self._series.keyframe
             self._page_shape = tuple(int(s) for s in keyframe.shape)
@@ -77,7 +134,7 @@ class TiffArray(ReaderArray):
                 self._lead = None  # pages do not map to leading axes: decode the series at once
             self._whole: np.ndarray | None = None
         except BaseException:
-            self._tif.close()
+            self.close()
             raise
 
     @property
@@ -92,17 +149,26 @@ class TiffArray(ReaderArray):
         return (1,) * len(self._lead) + self._page_shape
 
     @property
+    def contiguous(self) -> bool:
+        """Whether the series is stored uncompressed and contiguously, so that a region read
+        reads just that region from the file."""
+        return self._raw is not None
+
+    @property
     def memmapped(self) -> bool:
-        """Whether the data is read from a memory map (uncompressed, contiguous)."""
-        return self._memmap is not None
+        """The former name of ``contiguous`` (such series used to be memory-mapped)."""
+        return self.contiguous
 
     def _read(self, roi: tuple[slice, ...]) -> np.ndarray:
-        if self._memmap is not None:
-            return np.array(self._memmap[roi], dtype=self._dtype)
+        if self._raw is not None:
+            return self._raw.read(roi).astype(self._dtype, copy=False)
+        if self._tif.filehandle.closed:
+            raise ValueError(f"I/O operation on closed TIFF file {self._path!r}")
         if self._lead is None:
             with self._lock:
                 if self._whole is None:
-                    self._whole = np.asarray(self._series.asarray(), dtype=self._dtype)
+                    whole = self._read_pages(lambda: self._series.asarray(), "all pages")
+                    self._whole = np.asarray(whole, dtype=self._dtype)
             return self._whole[roi].copy()
         n_lead = len(self._lead)
         lead_roi, page_roi = roi[:n_lead], roi[n_lead:]
@@ -116,13 +182,31 @@ class TiffArray(ReaderArray):
         ] if n_lead else [0]
         with self._lock:  # tifffile's file handle is not safe to seek from several threads
             # Only the pages the region touches; tifffile decodes them on a thread pool.
-            pages = self._tif.asarray(key=flats, series=self._series_index,
-                                      maxworkers=os.cpu_count())
+            pages = self._read_pages(
+                lambda: self._tif.asarray(key=flats, series=self._series_index,
+                                          maxworkers=os.cpu_count()),
+                _describe_pages(flats),
+            )
         pages = np.asarray(pages, dtype=self._dtype).reshape(lead_shape + self._page_shape)
         return np.ascontiguousarray(pages[(Ellipsis, *page_roi)])
 
+    def _read_pages(self, read: Any, which: str) -> Any:
+        """``read()``, its failures as ``OSError`` naming the file and the pages."""
+        try:
+            return read()
+        except MemoryError:
+            raise
+        except _PAGE_ERRORS as err:
+            if isinstance(err, OSError) and self._path in str(err):
+                raise
+            raise OSError(
+                f"could not read {which} of {self._path!r} ({type(err).__name__}: {err}); the "
+                "file may be truncated or corrupt"
+            ) from err
+
     def close(self) -> None:
-        self._memmap = None
+        if self._raw is not None:
+            self._raw.close()
         self._tif.close()
 
     def __enter__(self) -> TiffArray:
@@ -132,8 +216,15 @@ class TiffArray(ReaderArray):
         self.close()
 
     def __repr__(self) -> str:
-        how = "memmap" if self.memmapped else "lazy"
+        how = "contiguous" if self.contiguous else "lazy"
         return f"TiffArray({self._path!r}, shape={self._shape}, dtype={self._dtype}, {how})"
+
+
+def _describe_pages(flats: list[int]) -> str:
+    if len(flats) == 1:
+        return f"page {flats[0]}"
+    return f"pages {flats[0]}-{flats[-1]}" if flats == list(range(flats[0], flats[-1] + 1)) \
+        else f"pages {flats[:5]}{'...' if len(flats) > 5 else ''}"
 
 
 def open_tiff(path: str, mode: str = "r", *, series: int = 0) -> TiffArray:

@@ -1,0 +1,142 @@
+"""Reading the JSON metadata files of zarr and N5 containers robustly, in Python.
+
+The array metadata themselves are parsed by the Rust core; Python reads a few members (a zarr
+v3 ``node_type``, an N5 ``dimensions`` key, the codecs ``bioimage-py info`` prints). Those files
+come from other tools and may be damaged or hostile, so ``read_json_object`` turns every way they
+can be wrong into one ``ValueError`` naming the file: bytes that are not UTF-8, text that is not
+JSON or not a JSON object, a file too large to be metadata, nesting deeper than Python's JSON
+parser can follow (it raises ``RecursionError`` near 1,000 levels). Asked for some members only,
+it parses just those, so user attributes nested 100,000 levels deep do not stop an array from
+being found (and opened: the Rust side parses only what it needs too).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Collection
+
+__all__ = ["MAX_METADATA_BYTES", "read_json_object"]
+
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+"""Metadata files larger than this are refused (``ValueError``) rather than read into memory."""
+
+# The tokens that matter when skipping over a JSON value without parsing it: strings (which may
+# hold brackets) and brackets.
+_SKIP_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SCALAR = re.compile(r"[^,}\]\s]*")
+
+
+def read_json_object(
+    path: str | os.PathLike[str], members: Collection[str] | None = None
+) -> dict[str, Any] | None:
+    """The JSON object in the file at ``path``; ``None`` when the file does not exist.
+
+    Args:
+        path: The metadata file (``zarr.json``, ``.zarray``, ``attributes.json``, ...).
+        members: Parse only these top-level members (the others are skipped, however deeply
+            nested); ``None`` parses the whole object.
+
+    Raises:
+        ValueError: The file is a folder, too large, not UTF-8, not valid JSON, not a JSON
+            object, or a member asked for is nested too deeply to parse; naming the file.
+        OSError: The file exists but cannot be read.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as file:
+            data = file.read(MAX_METADATA_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ValueError(f"{name!r} is a folder, not a metadata file") from None
+    if len(data) > MAX_METADATA_BYTES:
+        raise ValueError(
+            f"{name!r} is larger than {MAX_METADATA_BYTES} bytes: too large for a metadata file"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{name!r} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+            "JSON metadata must be UTF-8"
+        ) from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return _parse_members(name, text, members)
+    except ValueError as err:
+        raise ValueError(f"{name!r} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name!r} does not hold a JSON object: {text[:80]!r}")
+    if members is not None:
+        value = {key: item for key, item in value.items() if key in members}
+    return value
+
+
+def _parse_members(name: str, text: str, members: Collection[str] | None) -> dict[str, Any]:
+    """The top-level members of a JSON object too deeply nested for ``json.loads``: each member
+    asked for is parsed on its own, the others are skipped over without recursion."""
+    too_deep = ValueError(
+        f"{name!r} holds JSON nested too deeply to parse (more levels than Python's recursion "
+        "limit allows)"
+    )
+    decoder = json.JSONDecoder()
+    pos = _WHITESPACE.match(text).end()
+    if not text.startswith("{", pos):
+        raise too_deep  # a deeply nested array (or anything else) is not a metadata object
+    result: dict[str, Any] = {}
+    pos = _WHITESPACE.match(text, pos + 1).end()
+    if text.startswith("}", pos):
+        return result
+    while True:
+        try:
+            key, pos = json.decoder.scanstring(text, pos + 1) if text.startswith('"', pos) \
+                else (None, pos)
+        except ValueError as err:
+            raise ValueError(f"{name!r} is not valid JSON: {err}") from None
+        pos = _WHITESPACE.match(text, pos).end()
+        if key is None or not text.startswith(":", pos):
+            raise ValueError(f"{name!r} is not valid JSON: expected a member name at char {pos}")
+        start = _WHITESPACE.match(text, pos + 1).end()
+        end = _skip_value(name, text, start)
+        if members is None or key in members:
+            try:
+                result[key], _ = decoder.raw_decode(text[start:end])
+            except RecursionError:
+                raise too_deep from None
+            except ValueError as err:
+                raise ValueError(f"{name!r} is not valid JSON: {err}") from None
+        pos = _WHITESPACE.match(text, end).end()
+        if text.startswith(",", pos):
+            pos = _WHITESPACE.match(text, pos + 1).end()
+            continue
+        if text.startswith("}", pos):
+            return result
+        raise ValueError(f"{name!r} is not valid JSON: expected ',' or '}}' at char {pos}")
+
+
+def _skip_value(name: str, text: str, start: int) -> int:
+    """The end of the JSON value starting at ``start``, found by matching brackets (strings
+    skipped as tokens) without recursion; scalars end at the next ``,``, ``}`` or ``]``."""
+    if start >= len(text):
+        raise ValueError(f"{name!r} is not valid JSON: a value is missing at the end")
+    first = text[start]
+    if first == '"':
+        match = _SKIP_TOKENS.match(text, start)
+        if match is None:
+            raise ValueError(f"{name!r} is not valid JSON: unterminated string at char {start}")
+        return match.end()
+    if first not in "[{":  # a number, true, false or null
+        return _SCALAR.match(text, start).end()
+    depth = 0
+    for token in _SKIP_TOKENS.finditer(text, start):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+        elif bracket in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    raise ValueError(f"{name!r} is not valid JSON: unbalanced brackets from char {start}")
