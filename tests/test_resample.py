@@ -257,7 +257,7 @@ def test_large_reads_in_parallel_slabs_equal_small_reads(order, ndim):
     np.testing.assert_array_equal(read_tiled(rotated, regular_cuts(out_shape, 41)), expected)
 
 
-@pytest.mark.parametrize("shape,out_shape", [((60, 230), (5, 9)), ((40, 90, 130), (3, 5, 4))])
+@pytest.mark.parametrize("shape,out_shape", [((60, 230), (5, 9)), ((20, 40, 100), (4, 5, 6))])
 def test_strong_downsampling_with_wide_smoothing_kernels(shape, out_shape):
     """Sigmas whose kernel radius (ceil(3 sigma) > 12) leaves bioimage-cpp's vectorized path."""
     volume = (np.random.default_rng(0).random(shape) * 100).astype(np.float32)
@@ -265,7 +265,7 @@ def test_strong_downsampling_with_wide_smoothing_kernels(shape, out_shape):
         source = ResizedSource(volume, out_shape, order=order, anti_aliasing=True)
         expected = bioimage_cpp_resize(volume, out_shape, order, True, 0)
         np.testing.assert_array_equal(whole(source), expected)
-        for tile in (1, 2):
+        for tile in (2, 3):
             np.testing.assert_array_equal(read_tiled(source, regular_cuts(out_shape, tile)),
                                           expected)
 
