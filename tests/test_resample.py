@@ -241,7 +241,7 @@ def test_affine_equals_one_bioimage_cpp_call_in_any_tiling(case, data):
 def test_large_reads_in_parallel_slabs_equal_small_reads(order, ndim):
     """Reads large enough to be computed in parallel slabs, with a non-dyadic scale (the
     replayed walk) and with anti-aliasing (aligned smoothing regions)."""
-    shape = (700, 520) if ndim == 2 else (40, 70, 45)
+    shape = (700, 520) if ndim == 2 else (48, 70, 45)
     volume = np.random.default_rng(order).random(shape).astype(np.float32)
     out_shape = (900, 300) if ndim == 2 else (100, 23, 150)
     source = ResizedSource(volume, out_shape, order=order, anti_aliasing=True)

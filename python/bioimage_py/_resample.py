@@ -283,7 +283,7 @@ def resample(
     engine_dtype = _engine_dtype(dtype)
     data = np.ascontiguousarray(data, dtype=engine_dtype)
     if smoothing:
-        data = _smooth(data, sigma)
+        data = _smooth(data, sigma, radius)
     shift = [a - w for (a, _), w in zip(region, frame.region_start)]
     fill = _typed_fill(fill_value, dtype)
     gather = order == 0 and not _exact_in_float64(data, fill)
@@ -356,14 +356,27 @@ def _smoothing_region(
     return grown
 
 
-def _smooth(data: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def _smooth(data: np.ndarray, sigma: np.ndarray, radius: Sequence[int]) -> np.ndarray:
     """0.2's anti-aliasing: bioimage-cpp's Gaussian (tiny sigma on unsmoothed axes), cast back to
-    the data type as bioimage_cpp.transformation.resample casts it."""
+    the data type as bioimage_cpp.transformation.resample casts it.
+
+    Large regions are smoothed in slabs along axis 0, in parallel, each grown by the kernel
+    radius plus one and cropped back: every pass but axis 0's works plane by plane and axis 0's
+    row by row, so a kept voxel is computed exactly as in one call over the region.
+    """
     import bioimage_cpp
 
     per_axis = tuple(float(s) for s in np.maximum(sigma, _NO_SMOOTH_SIGMA))
-    smoothed = bioimage_cpp.filters.gaussian_smoothing(data, per_axis)
-    return np.ascontiguousarray(smoothed.astype(data.dtype, copy=False))
+    result = np.empty(data.shape, dtype=data.dtype)
+    reach = radius[0] + 1
+
+    def smooth(start: int, stop: int) -> None:
+        low, high = max(0, start - reach), min(data.shape[0], stop + reach)
+        smoothed = bioimage_cpp.filters.gaussian_smoothing(data[low:high], per_axis)
+        result[start:stop] = smoothed[start - low:stop - low]  # numpy's cast, as resample's
+
+    _by_slabs(smooth, data.shape)
+    return result
 
 
 def walk_coordinates(
