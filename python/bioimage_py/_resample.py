@@ -286,7 +286,7 @@ def resample(
         data = _smooth(data, sigma, radius)
     shift = [a - w for (a, _), w in zip(region, frame.region_start)]
     fill = _typed_fill(fill_value, dtype)
-    gather = order == 0 and not _exact_in_float64(data, fill)
+    gather = order == 0 and _gathers(data, fill, frame)
     result = np.empty(out_shape, dtype=engine_dtype)
 
     def compute(start: int, stop: int) -> None:
@@ -298,15 +298,19 @@ def resample(
     return result.astype(bool) if dtype == np.dtype(bool) else result
 
 
-def _exact_in_float64(data: np.ndarray, fill: np.generic) -> bool:
-    """Whether every value (and the fill) survives bioimage-cpp's trip through float64: always,
-    but for 64-bit integers beyond 2**53."""
+def _gathers(data: np.ndarray, fill: np.generic, frame: Frame) -> bool:
+    """Whether nearest-neighbour sampling must gather by index: for 64-bit integers, whose values
+    beyond 2**53 bioimage-cpp's trip through float64 rounds. A diagonal matrix (a resize) always
+    gathers them (its indices are one short vector per axis, cheaper than scanning the values);
+    other matrices only when a value or the fill lies beyond 2**53."""
     if data.dtype not in (np.dtype(np.int64), np.dtype(np.uint64)):
+        return False
+    if np.count_nonzero(frame.linear - np.diag(np.diag(frame.linear))) == 0:
         return True
     limit = 2**53
     if abs(int(fill)) > limit:
-        return False
-    return data.size == 0 or (int(data.max()) <= limit and int(data.min()) >= -limit)
+        return True
+    return data.size > 0 and (int(data.max()) > limit or int(data.min()) < -limit)
 
 
 def _region_for(
