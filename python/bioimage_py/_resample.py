@@ -294,7 +294,8 @@ def resample(
         stops = [out_start[0] + stop, *(a + n for a, n in zip(out_start[1:], out_shape[1:]))]
         _sample(data, frame, starts, stops, shift, order, fill, gather, result[start:stop])
 
-    _by_slabs(compute, out_shape)
+    # Slabs bound the coordinate fields held at once.
+    _by_slabs(compute, out_shape, _SLAB_VOXELS)
     return result.astype(bool) if dtype == np.dtype(bool) else result
 
 
@@ -569,17 +570,21 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def _by_slabs(compute: Callable[[int, int], None], out_shape: tuple[int, ...]) -> None:
-    """``compute(0, n0)``, or for large outputs the same in slabs of output planes computed in
-    parallel (a voxel's value does not depend on the slab computing it). Slabs hold at most
-    ``_SLAB_VOXELS`` voxels (a plane at least), which bounds the coordinate fields in memory."""
-    n0 = out_shape[0]
-    plane = math.prod(out_shape[1:])
+def _by_slabs(
+    compute: Callable[[int, int], None], shape: tuple[int, ...], max_voxels: int | None = None
+) -> None:
+    """``compute(0, n0)``, or for large shapes the same in slabs of planes (along axis 0)
+    computed in parallel (a voxel's value does not depend on the slab computing it): two per
+    thread, of at most ``max_voxels`` voxels (a plane at least) when given."""
+    n0 = shape[0]
+    plane = math.prod(shape[1:])
     workers = min(_threads(), n0)
     if workers < 2 or n0 * plane < _PARALLEL_VOXELS:
         compute(0, n0)
         return
-    per_slab = max(1, min(-(-n0 // (2 * workers)), _SLAB_VOXELS // max(plane, 1)))
+    per_slab = -(-n0 // (2 * workers))
+    if max_voxels is not None:
+        per_slab = max(1, min(per_slab, max_voxels // max(plane, 1)))
     spans = [(a, min(a + per_slab, n0)) for a in range(0, n0, per_slab)]
     for done in [_pool().submit(compute, a, b) for a, b in spans]:
         done.result()
