@@ -15,9 +15,10 @@ Listing terminates and is bounded in time on any folder tree: a folder reached a
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from bioimage_py.io.metadata_json import read_json_object
+from bioimage_py.io.metadata_json import node_kind
 from bioimage_py.io.native import NativeContainer
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "describe_arrays",
     "is_array",
     "list_arrays",
-    "native_node_kind",
     "walk_native_arrays",
 ]
 
@@ -84,42 +84,11 @@ def _walk_keys(group: Any, prefix: str, depth: int) -> list[str]:
     return found
 
 
-def native_node_kind(folder: str, format: str) -> str | None:
-    """``"array"``, ``"group"`` or ``None`` (no metadata) for a folder of a zarr store
-    (``format="zarr"``) or an N5 container (``"n5"``), from its metadata files.
-
-    As the Rust core decides: zarr's ``zarr.json`` (v3) takes precedence over ``.zarray`` /
-    ``.zgroup`` (v2); an N5 folder is a dataset when its ``attributes.json`` has ``dimensions``.
-    Only the members needed are parsed, so deeply nested user attributes do not matter.
-
-    Raises:
-        ValueError: A metadata file that is not UTF-8 JSON, not an object, or (zarr v3) has a
-            ``node_type`` other than ``"array"`` or ``"group"``; naming the file.
-    """
-    if format == "zarr":
-        path = os.path.join(folder, "zarr.json")
-        metadata = read_json_object(path, members=("node_type",))
-        if metadata is not None:
-            kind = metadata.get("node_type")
-            if kind not in ("array", "group"):
-                raise ValueError(
-                    f"{path!r} has node_type {kind!r}; a zarr v3 node is 'array' or 'group'"
-                )
-            return kind
-        if os.path.isfile(os.path.join(folder, ".zarray")):
-            return "array"
-        return "group" if os.path.isfile(os.path.join(folder, ".zgroup")) else None
-    attributes = read_json_object(os.path.join(folder, "attributes.json"), members=("dimensions",))
-    if attributes is None:
-        return None
-    return "array" if "dimensions" in attributes else "group"
-
-
 def walk_native_arrays(
     root: str,
     format: str,
     *,
-    node_kind: Callable[[str, str], str | None] = native_node_kind,
+    kind_of: Callable[[str, str], str | None] = node_kind,
 ) -> list[str]:
     """The sorted keys of the arrays in the zarr store or N5 container at ``root`` (``""`` for
     a root array).
@@ -130,7 +99,8 @@ def walk_native_arrays(
 
     Raises:
         ValueError: More than ``MAX_DEPTH`` nested groups, more than ``MAX_ENTRIES`` folder
-            entries examined, or bad metadata (see ``native_node_kind``); naming the container.
+            entries examined, or bad metadata (see ``metadata_json.node_kind``); naming the
+            container or the file.
         OSError: The root folder cannot be read.
     """
     found: list[str] = []
@@ -139,7 +109,7 @@ def walk_native_arrays(
     stack = [(root, "", 0)]  # depth-first, children in name order
     while stack:
         folder, key, depth = stack.pop()
-        kind = node_kind(folder, format)
+        kind = kind_of(folder, format)
         if kind == "array":
             found.append(key)
             continue

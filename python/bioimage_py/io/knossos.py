@@ -30,9 +30,16 @@ from bioimage_py.io.reader_array import ReaderArray
 __all__ = ["CUBE_EDGE", "KnossosArray", "KnossosFile", "is_knossos_dataset"]
 
 CUBE_EDGE = 128
-_MAG_RE = re.compile(r"^mag(\d+)$")
-_CUBE_FILE_RE = re.compile(r"_mag\d+_x(\d+)_y(\d+)_z(\d+)\.(png|jpe?g)$", re.IGNORECASE)
-_BOUNDARY_RE = re.compile(r"^\s*boundary\s+([xyz])\s+(\d+)\s*;", re.MULTILINE)
+# Folder and file indices are ASCII digits (``%04d``), at most 9 of them: other names are not
+# cubes, and no index can make a shape that overflows.
+_MAG_RE = re.compile(r"^mag([0-9]{1,9})$")
+_INDEX_RE = re.compile(r"[0-9]{1,9}")
+_CUBE_FILE_RE = re.compile(
+    r"_mag[0-9]+_x([0-9]{1,9})_y([0-9]{1,9})_z([0-9]{1,9})\.(png|jpe?g)$", re.IGNORECASE
+)
+_BOUNDARY_RE = re.compile(r"^[ \t]*boundary[ \t]+([xyz])[ \t]+([^\s;]*)[ \t]*;", re.MULTILINE)
+_MAX_BOUNDARY = 2**48
+"""A boundary beyond this (in voxels) is refused: no real dataset is that large."""
 
 
 def _imageio() -> Any:
@@ -48,9 +55,17 @@ def _subdirs(path: str, prefix: str) -> dict[int, str]:
         return found
     for entry in entries:
         name = entry.name
-        if name.startswith(prefix) and name[len(prefix):].isdigit() and entry.is_dir():
-            found[int(name[len(prefix):])] = name
+        index = name[len(prefix):]
+        if name.startswith(prefix) and _INDEX_RE.fullmatch(index) and _is_dir(entry):
+            found[int(index)] = name
     return found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # e.g. a symlink loop
+        return False
 
 
 def _mag_folders(path: str) -> dict[str, int]:
@@ -62,7 +77,7 @@ def _mag_folders(path: str) -> dict[str, int]:
         return mags
     for entry in entries:
         match = _MAG_RE.match(entry.name)
-        if match and entry.is_dir() and _subdirs(entry.path, "x"):
+        if match and _is_dir(entry) and _subdirs(entry.path, "x"):
             mags[entry.name] = int(match.group(1))
     return mags
 
@@ -73,17 +88,45 @@ def is_knossos_dataset(path: str) -> bool:
 
 
 def _read_boundary(*confs: str) -> tuple[int, int, int] | None:
-    """The ``(x, y, z)`` boundary of the first ``knossos.conf`` of ``confs`` that has one."""
+    """The ``(x, y, z)`` boundary of the first ``knossos.conf`` of ``confs`` that has one.
+
+    Raises:
+        ValueError: A boundary that is not a positive integer up to ``2**48`` (naming the file).
+    """
     for conf in confs:
         try:
             with open(conf, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+                text = f.read(1 << 20)  # a configuration file of a few lines
         except OSError:
             continue
-        values = dict((axis, int(v)) for axis, v in _BOUNDARY_RE.findall(text))
+        values = {}
+        for axis, value in _BOUNDARY_RE.findall(text):
+            if not (value.isascii() and value.isdigit() and len(value) <= 15
+                    and 0 < int(value) <= _MAX_BOUNDARY):
+                raise ValueError(
+                    f"{conf!r}: boundary {axis} {value[:40]!r} is not a positive integer of "
+                    f"at most 2**48 voxels"
+                )
+            values[axis] = int(value)
         if all(axis in values for axis in "xyz"):
             return values["x"], values["y"], values["z"]
     return None
+
+
+def _cube_dtype(cube_file: str) -> np.dtype:
+    """The dtype of a cube image, from its header.
+
+    Raises:
+        ValueError: The file is not a readable image (naming it).
+    """
+    try:
+        return np.dtype(_imageio().improps(cube_file).dtype)
+    except (MemoryError, ImportError):
+        raise
+    except Exception as err:  # imageio's errors for damaged files differ per format
+        raise ValueError(
+            f"KNOSSOS cube {cube_file!r} is not a readable image ({type(err).__name__}: {err})"
+        ) from None
 
 
 class KnossosArray(ReaderArray):
@@ -121,8 +164,7 @@ class KnossosArray(ReaderArray):
         for coords in sorted(self._cube_dirs):
             cube_file = self._cube_file(coords)
             if cube_file is not None:
-                props = _imageio().improps(cube_file)
-                self._dtype = np.dtype(props.dtype)
+                self._dtype = _cube_dtype(cube_file)
                 break
 
     @property
@@ -155,7 +197,15 @@ class KnossosArray(ReaderArray):
         cube_file = self._cube_file(coords)
         if cube_file is None:
             return None
-        data = np.asarray(_imageio().imread(cube_file))
+        try:
+            data = np.asarray(_imageio().imread(cube_file))
+        except (MemoryError, ImportError):
+            raise
+        except Exception as err:  # imageio's errors for damaged files differ per format
+            raise OSError(
+                f"could not read the KNOSSOS cube {cube_file!r} ({type(err).__name__}: {err}); "
+                "the file may be truncated or corrupt"
+            ) from err
         if data.size != CUBE_EDGE**3:
             raise ValueError(
                 f"KNOSSOS cube {cube_file!r} has shape {data.shape}; expected an image of "

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
-__all__ = ["MAX_METADATA_BYTES", "read_json_object"]
+__all__ = ["MAX_METADATA_BYTES", "node_kind", "read_json_object"]
 
 MAX_METADATA_BYTES = 64 * 1024 * 1024
 """Metadata files larger than this are refused (``ValueError``) rather than read into memory."""
@@ -140,3 +141,35 @@ def _skip_value(name: str, text: str, start: int) -> int:
             if depth == 0:
                 return token.end()
     raise ValueError(f"{name!r} is not valid JSON: unbalanced brackets from char {start}")
+
+
+def node_kind(folder: str | os.PathLike[str], format: str) -> str | None:
+    """``"array"``, ``"group"`` or ``None`` (no metadata) for a folder of a zarr store
+    (``format="zarr"``) or an N5 container (``"n5"``), from its metadata files.
+
+    As the Rust core decides: zarr's ``zarr.json`` (v3) takes precedence over ``.zarray`` /
+    ``.zgroup`` (v2); an N5 folder is a dataset when its ``attributes.json`` has ``dimensions``.
+    Only the members needed are parsed, so deeply nested user attributes do not matter.
+
+    Raises:
+        ValueError: A metadata file that is not UTF-8 JSON, not an object, or (zarr v3) has a
+            ``node_type`` other than ``"array"`` or ``"group"``; naming the file.
+    """
+    folder = os.fspath(folder)
+    if format == "zarr":
+        path = os.path.join(folder, "zarr.json")
+        metadata = read_json_object(path, members=("node_type",))
+        if metadata is not None:
+            kind = metadata.get("node_type")
+            if kind not in ("array", "group"):
+                raise ValueError(
+                    f"{path!r} has node_type {kind!r}; a zarr v3 node is 'array' or 'group'"
+                )
+            return kind
+        if os.path.isfile(os.path.join(folder, ".zarray")):
+            return "array"
+        return "group" if os.path.isfile(os.path.join(folder, ".zgroup")) else None
+    attributes = read_json_object(os.path.join(folder, "attributes.json"), members=("dimensions",))
+    if attributes is None:
+        return None
+    return "array" if "dimensions" in attributes else "group"

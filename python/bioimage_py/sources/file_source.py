@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from bioimage_py import io
 from bioimage_py.io.create import create_native_array
 from bioimage_py.sources.array_source import ArraySource
@@ -53,16 +55,29 @@ class FileSource(ArraySource):
     def chunk_exists(self, chunk: tuple[int, ...]) -> bool:
         """Whether the chunk at grid position ``chunk`` (in units of ``chunks``) is stored.
 
+        Args:
+            chunk: One integer per axis (Python or numpy integers; not bools, floats or
+                strings), as for indexing.
+
         Raises:
-            TypeError: the underlying array cannot tell (only native zarr and N5 arrays can).
-            ValueError: ``chunk`` is outside the chunk grid.
+            TypeError: ``chunk`` is not a sequence of integers; or the underlying array cannot
+                tell (only native zarr, N5 and HDF5 arrays can).
+            ValueError: ``chunk`` has the wrong length or lies outside the chunk grid (naming
+                the array).
         """
         chunk_exists = getattr(self._array, "chunk_exists", None)
         if chunk_exists is None:
             raise TypeError(f"{type(self._array).__name__} arrays cannot tell which chunks exist")
-        coords = tuple(int(c) for c in chunk)
-        if any(c < 0 for c in coords):
-            raise ValueError(f"chunk {coords} is outside the chunk grid of {self.path!r}")
+        coords = _chunk_coordinates(chunk)
+        where = f"{self.path!r}" + (f" [{self.internal_path!r}]" if self.internal_path else "")
+        if len(coords) != self.ndim:
+            raise ValueError(
+                f"chunk {coords} has {len(coords)} coordinates, but the array {where} has "
+                f"{self.ndim} axes"
+            )
+        grid = tuple(-(-n // c) for n, c in zip(self.shape, self.chunks or self.shape))
+        if any(not 0 <= c < g for c, g in zip(coords, grid)):
+            raise ValueError(f"chunk {coords} is outside the chunk grid {grid} of {where}")
         return chunk_exists(coords)
 
     @property
@@ -120,6 +135,24 @@ class FileSource(ArraySource):
         fields = [f"path={self._path!r}", f"internal_path={self._internal_path!r}"]
         fields += [f"format={self._format!r}", f"mode={self._mode!r}"]
         return [*fields, *super()._repr_fields()]
+
+
+def _chunk_coordinates(chunk: Any) -> tuple[int, ...]:
+    """``chunk`` as a tuple of Python ints; ``TypeError`` for anything but a sequence of
+    integers (bools, floats, strings and ``None`` included, as indexing rejects them)."""
+    if isinstance(chunk, (str, bytes)) or not hasattr(chunk, "__len__"):
+        raise TypeError(
+            f"chunk must be a sequence of integers (one per axis), got {chunk!r}"
+        )
+    coords = []
+    for value in chunk:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(
+                f"chunk coordinates must be integers, got {value!r} "
+                f"({type(value).__name__}) in {chunk!r}"
+            )
+        coords.append(int(value))
+    return tuple(coords)
 
 
 def open_source(
