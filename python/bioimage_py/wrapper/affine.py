@@ -133,11 +133,6 @@ class AffineSource(WrapperSource):
             "anti_aliasing": self._anti_aliasing,
         }
 
-    @property
-    def params(self) -> dict[str, Any]:
-        """The keyword arguments rebuilding this wrapper (``_params()``)."""
-        return self._params()
-
     def _getitem(self, roi: tuple[slice, ...]) -> np.ndarray:
         return _resample.resample(
             lambda region: self._source[region], self._source.dtype, self._frame, roi,

@@ -191,11 +191,6 @@ class ResizedSource(WrapperSource):
             params["grid_mode"] = True
         return params
 
-    @property
-    def params(self) -> dict[str, Any]:
-        """The keyword arguments rebuilding this wrapper (``_params()``)."""
-        return self._params()
-
     def _getitem(self, roi: tuple[slice, ...]) -> np.ndarray:
         if self._grid_mode:
             return self._grid_getitem(roi)
