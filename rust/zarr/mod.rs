@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use zarrs::array::{Array, ArrayCreateError, ArrayMetadata};
+use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::metadata_ext::codec::sharding::ShardingCodecConfiguration;
 
 use crate::chunked::{
@@ -107,6 +108,47 @@ pub(crate) fn read_json(path: &Path) -> Result<Option<Value>> {
         })
 }
 
+/// The `.zarray` metadata of `dir` with an integral float fill value of an integer or bool
+/// array replaced by that integer (or bool); `None` when there is nothing to replace.
+///
+/// z5py writes every zarr v2 array with a float fill value (`"fill_value": 0.0` for `<u2`);
+/// zarr-python and bioimage-py 0.2 read it as the integer, zarrs refuses it. A fractional or
+/// out-of-range value is left for zarrs to refuse.
+fn v2_metadata_with_integral_fill(dir: &Path) -> Result<Option<ArrayMetadataV2>> {
+    // The first floats past i64::MAX and u64::MAX.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    let path = dir.join(".zarray");
+    let Some(mut metadata) = read_json(&path)? else {
+        return Ok(None);
+    };
+    let fill = match metadata.get("fill_value") {
+        Some(value) if value.is_f64() => value.as_f64().unwrap_or(f64::NAN),
+        _ => return Ok(None), // an integer, a string (NaN, Infinity), null: zarrs decides
+    };
+    if !fill.is_finite() || fill.fract() != 0.0 {
+        return Ok(None);
+    }
+    let kind = metadata
+        .get("dtype")
+        .and_then(Value::as_str)
+        .and_then(|dtype| dtype.chars().nth(1));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // range checked
+    let replacement = match kind {
+        Some('u') if (0.0..TWO_POW_64).contains(&fill) => Value::from(fill as u64),
+        Some('i') if (-TWO_POW_63..TWO_POW_63).contains(&fill) => Value::from(fill as i64),
+        Some('b') if fill == 0.0 || fill == 1.0 => Value::from(fill == 1.0),
+        _ => return Ok(None),
+    };
+    metadata["fill_value"] = replacement;
+    serde_json::from_value(metadata)
+        .map(Some)
+        .map_err(|e| Error::Metadata {
+            path: path.display().to_string(),
+            reason: format!("invalid zarr v2 array metadata: {e}"),
+        })
+}
+
 /// Our type for a zarrs data type, `None` for the ones native arrays do not support.
 fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
     use zarrs::array::data_type::{
@@ -162,7 +204,8 @@ impl ZarrArray {
         let components = key_components(key)?;
         let dir = node_dir(root, &components);
         let describe = dir.display().to_string();
-        if let Some(metadata) = read_json(&dir.join("zarr.json"))? {
+        let v3_metadata = read_json(&dir.join("zarr.json"))?;
+        if let Some(metadata) = &v3_metadata {
             if metadata.get("node_type").and_then(Value::as_str) == Some("group") {
                 return Err(Error::Metadata {
                     path: describe,
@@ -172,7 +215,19 @@ impl ZarrArray {
         }
         let store = Arc::new(AtomicFilesystemStore::new(root)?);
         let key = components.join("/");
-        let array = Array::open(Arc::clone(&store), &format!("/{key}")).map_err(|e| {
+        let node = format!("/{key}");
+        // zarrs prefers zarr.json too: only a v2-only node gets its fill value fixed.
+        let lenient_v2 = match v3_metadata {
+            Some(_) => None,
+            None => v2_metadata_with_integral_fill(&dir)?,
+        };
+        let opened = match lenient_v2 {
+            Some(metadata) => {
+                Array::new_with_metadata(Arc::clone(&store), &node, ArrayMetadata::V2(metadata))
+            }
+            None => Array::open(Arc::clone(&store), &node),
+        };
+        let array = opened.map_err(|e| {
             let reason = match e {
                 ArrayCreateError::MissingMetadata => {
                     "no zarr array here (neither zarr.json nor .zarray)".to_string()
