@@ -415,3 +415,24 @@ def test_slurm_config_keeps_the_field_order_of_0_2():
     config = SlurmConfig(5.0, "/shared/tmp", None, 2)
     assert (config.poll_interval, config.tmp_root, config.tasks_per_worker) == (
         5.0, "/shared/tmp", 2)
+
+
+# --- the job folder -----------------------------------------------------------------------------
+
+
+def test_job_folder_ignores_torn_records_and_progress_without_results(tmp_path):
+    from bioimage_py.runner.job_folder import JobFolder
+
+    folder = JobFolder.create(str(tmp_path), "torn")
+    with folder.recorder("b0", with_results=True) as recorder:
+        recorder.record(1, {"max": 1.0})
+        recorder.record(2, [2])
+    with open(os.path.join(folder.path, "progress", "b1.log"), "w") as log:
+        log.write("3\n4")  # 4: a line torn by a crash
+    with open(os.path.join(folder.path, "results", "b0.bin"), "ab") as results:
+        results.write(b"\x05\x00\x00")  # a torn header
+    assert folder.done_ids() == {1, 2, 3}
+    assert folder.done_ids(with_results=True) == {1, 2}  # 3 has no recorded value: rerun it
+    assert folder.results([1, 2, 3]) == {1: {"max": 1.0}, 2: [2]}
+    folder.remove()
+    assert not os.path.exists(folder.path)

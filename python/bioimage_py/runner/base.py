@@ -278,7 +278,7 @@ class Runner(ABC):
         outputs: Sequence[Source],
     ) -> list[Any] | None:
         """Run what is not done yet, gather values, raise ``RunnerError`` for what is left."""
-        done = folder.done_ids()
+        done = folder.done_ids(job.has_return_val)
         pending = [(key, [i for i in batch if i not in done]) for key, batch in keyed]
         pending = [(key, batch) for key, batch in pending if batch]
         values: dict[int, Any] = {}
@@ -311,7 +311,8 @@ class Runner(ABC):
                 recorder.close()
         missing = [i for i in ids if i not in done and i not in completed]
         if missing:
-            missing = sorted(set(missing) - folder.done_ids())  # workers may have recorded more
+            # Workers may have recorded more than they could report (a batch lost with its worker).
+            missing = sorted(set(missing) - folder.done_ids(job.has_return_val))
         if missing:
             raise _runner_error(job, name, ids, missing, failure, folder)
         result = None

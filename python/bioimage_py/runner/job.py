@@ -39,6 +39,7 @@ SourceOrSpec = Union[Source, SourceSpec]
 SINGLE_WRITER_FORMATS = frozenset({"hdf5"})
 # Tasks of worker processes run batches of blocks (fewer round trips), at most this many blocks.
 _MAX_BATCH_BLOCKS = 64
+_MAX_THREAD_BATCH_BLOCKS = 16
 _MIN_TASKS_PER_WORKER = 8
 
 
@@ -290,7 +291,9 @@ def make_batches(
     """The ids in batches, one task each. Blocks sharing a shard of an output are in one batch
     (a shard is rewritten whole, so two writers would lose each other's chunks); for worker
     processes batches hold several blocks, to amortize each task's round trip, while leaving
-    ``max(tasks_per_worker, 8)`` tasks per worker to balance the load."""
+    ``max(tasks_per_worker, 8)`` tasks per worker to balance the load; threads of this process
+    take batches too (a block then costs a few microseconds of bookkeeping, not a task), but
+    smaller ones."""
     if shard_shapes and blocking is not None:
         wanted = set(ids)
         groups = [
@@ -301,10 +304,9 @@ def make_batches(
         groups = sorted((g for g in groups if g), key=lambda g: order[g[0]])
     else:
         groups = [[i] for i in ids]
-    if in_process:
-        return groups
     tasks = num_workers * max(int(tasks_per_worker), _MIN_TASKS_PER_WORKER)
-    target = max(1, min(_MAX_BATCH_BLOCKS, math.ceil(len(ids) / tasks)))
+    most = _MAX_THREAD_BATCH_BLOCKS if in_process else _MAX_BATCH_BLOCKS
+    target = max(1, min(most, math.ceil(len(ids) / tasks)))
     batches: list[list[int]] = []
     for group in groups:
         if batches and len(batches[-1]) + len(group) <= target:

@@ -7,12 +7,13 @@ Layout (every file written by one writer only, so processes never contend)::
                             processes load it; ``resume_from`` restarts from it)
         progress/<key>.log  one line per completed block id, appended and flushed as each
                             block completes (``key``: a batch, or the calling process)
-        results/<key>.bin   with return values: length-prefixed cloudpickled
-                            ``(block_id, value)`` records, each written before its progress line
+        results/<key>.bin   with return values: records of a ``(block_id, length)`` header and
+                            the cloudpickled value, each made before its progress line
 
-A block counts as done once its progress line is complete (ends in a newline). A crash can
-leave at most a torn last line or record, which is ignored, or a result without a progress line,
-which is rerun and then written again (the last record of a block wins).
+A block counts as done once its progress line is complete (ends in a newline) and, for runs
+with return values, its result record is complete too. A crash can leave at most a torn last
+line or record, which is ignored, or a result without a progress line, which is rerun and then
+written again (the last record of a block wins).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -28,7 +30,7 @@ import cloudpickle
 __all__ = ["JobFolder", "ProgressRecorder"]
 
 _PAYLOAD = "payload.pkl"
-_LENGTH = struct.Struct("<Q")
+_HEADER = struct.Struct("<QQ")  # block id, length of the pickled value
 
 
 class JobFolder:
@@ -98,8 +100,9 @@ class JobFolder:
         """A recorder appending to this folder's logs of ``key`` (one writer per key)."""
         return ProgressRecorder(self.path, key, with_results)
 
-    def done_ids(self) -> set[int]:
-        """The ids of every block recorded as completed."""
+    def done_ids(self, with_results: bool = False) -> set[int]:
+        """The ids of every block recorded as completed (``with_results``: and whose return
+        value is recorded)."""
         done: set[int] = set()
         progress = os.path.join(self.path, "progress")
         for name in os.listdir(progress):
@@ -107,7 +110,17 @@ class JobFolder:
                 for line in log:
                     if line.endswith("\n") and line.strip().isdigit():
                         done.add(int(line))
+        if with_results:
+            done &= self._result_ids()
         return done
+
+    def _result_ids(self) -> set[int]:
+        ids: set[int] = set()
+        folder = os.path.join(self.path, "results")
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name), "rb") as stream:
+                ids.update(block_id for block_id, _ in _records(stream, load=False))
+        return ids
 
     def results(self, ids: Iterable[int]) -> dict[int, Any]:
         """The recorded return values of the blocks ``ids`` (which are done)."""
@@ -126,13 +139,18 @@ class JobFolder:
 
 
 class ProgressRecorder:
-    """Appends completed blocks (and their return values) to one key's logs, flushed per block.
+    """Appends completed blocks (and their return values) to one key's logs.
 
-    Flushed, not fsynced: a killed process loses nothing the kernel has; only a machine crash
-    can lose the last records, and then those blocks simply run again.
+    Records are flushed to the kernel at most ``FLUSH_SECONDS`` after they are made (and on
+    close), not per block: a flush costs as much as a small block's bookkeeping. A process
+    killed in between loses at most that much of its record, and those blocks simply run again
+    on resume (writing a block twice gives the same result). Not fsynced, for the same reason.
     """
 
+    FLUSH_SECONDS = 0.05
+
     def __init__(self, folder: str, key: str, with_results: bool) -> None:
+        self._flushed = time.monotonic()
         self._log: IO[str] = open(os.path.join(folder, "progress", f"{key}.log"), "a")
         self._results: IO[bytes] | None = None
         if with_results:
@@ -140,13 +158,22 @@ class ProgressRecorder:
 
     def record(self, block_id: int, value: Any = None) -> None:
         if self._results is not None:
-            data = cloudpickle.dumps((block_id, value))
-            self._results.write(_LENGTH.pack(len(data)) + data)
-            self._results.flush()
+            data = cloudpickle.dumps(value)
+            self._results.write(_HEADER.pack(block_id, len(data)) + data)
         self._log.write(f"{block_id}\n")
+        now = time.monotonic()
+        if now - self._flushed >= self.FLUSH_SECONDS:
+            self.flush()
+            self._flushed = now
+
+    def flush(self) -> None:
+        # Results first: a progress line must never reach the file before its result record.
+        if self._results is not None:
+            self._results.flush()
         self._log.flush()
 
     def close(self) -> None:
+        self.flush()
         self._log.close()
         if self._results is not None:
             self._results.close()
@@ -158,15 +185,15 @@ class ProgressRecorder:
         self.close()
 
 
-def _records(stream: IO[bytes]) -> Iterable[tuple[int, Any]]:
-    """The complete ``(block_id, value)`` records of a results file; a torn last one ends it."""
+def _records(stream: IO[bytes], load: bool = True) -> Iterable[tuple[int, Any]]:
+    """The complete ``(block_id, value)`` records of a results file; a torn last one ends it.
+    Without ``load`` the values are skipped (``None``), not unpickled."""
     while True:
-        header = stream.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
+        header = stream.read(_HEADER.size)
+        if len(header) < _HEADER.size:
             return
-        (length,) = _LENGTH.unpack(header)
+        block_id, length = _HEADER.unpack(header)
         data = stream.read(length)
         if len(data) < length:
             return
-        block_id, value = cloudpickle.loads(data)
-        yield int(block_id), value
+        yield int(block_id), cloudpickle.loads(data) if load else None

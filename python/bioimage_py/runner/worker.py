@@ -144,7 +144,6 @@ def run_batch(
     current = ids[0] if ids else None  # an error while setting up is the first id's
     recorder: ProgressRecorder | None = None
     try:
-        job.stamp.check()
         for module in job.imports:
             importlib.import_module(module)
         call = _block_caller(job)
@@ -261,5 +260,7 @@ def _job_of(folder: str) -> BlockJob:
                 )
             if len(_loaded) > 8:  # a long-lived worker serves many jobs: keep the recent ones
                 _loaded.clear()
-            job = _loaded[folder] = JobFolder(folder).read_payload()["job"]
+            job = JobFolder(folder).read_payload()["job"]
+            job.stamp.check()  # before any block of the job runs in this process
+            _loaded[folder] = job
         return job
