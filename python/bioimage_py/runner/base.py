@@ -437,8 +437,9 @@ def _runner_error(
         failure = (None, RuntimeError("the runner stopped before every block was done"))
     block, error = failure
     where = f"{noun[:-1]} {block}" if block is not None else "a worker"
+    label = name or ("map" if job.mode == "map" else "run")
     message = (
-        f"{name or job.mode} did not complete {len(missing)} of {len(ids)} {noun} "
+        f"{label} did not complete {len(missing)} of {len(ids)} {noun} "
         f"(ids {_short(missing)}); the first error, in {where}: "
         f"{type(error).__name__}: {str(error).rstrip('.')}. Completed {noun} are recorded in "
         f"{folder.path}: rerun with resume_from=err.tmp_folder to finish."
