@@ -1,7 +1,8 @@
 """MRC (mrcfile, memory-mapped) and NIfTI (nibabel) behind ``open_source``: read-only, voxel-exact.
 
 Files are written by mrcfile and nibabel themselves. MRC data is presented as mrcfile gives it
-(``(z, y, x)``); NIfTI data reversed from nibabel's ``(x, y, z[, t])`` by default, as stored with
+(``(z, y, x)``) with the y axis flipped (0.2's and elf's orientation, ``flip_y=True``); NIfTI data
+reversed from nibabel's ``(x, y, z[, t])`` by default, as stored with
 ``axis_order="xyz"``; NIfTI values follow nibabel's ``dataobj`` (scaled when the header says so).
 """
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _write_mrc(path, data):
     with mrcfile.new(str(path), overwrite=True) as mrc:
         mrc.set_data(data)
     return str(path)
+
+
+def _as_presented(data):
+    """What open_source presents for MRC data written by mrcfile: y flipped (the default)."""
+    return np.flip(data, axis=-2)
 
 
 def _write_nifti(path, data, slope=None, inter=None):
@@ -125,6 +131,7 @@ def test_mrc_voxel_exact(tmp_path, dtype, shape):
     assert src.chunks is None and src.ndim == len(shape)
     full = src[...]
     assert full.dtype == np.dtype(dtype)
+    data = _as_presented(data)
     np.testing.assert_array_equal(full, data)
     np.testing.assert_array_equal(src[1:4, 2:], data[1:4, 2:])
     np.testing.assert_array_equal(src[-1], data[-1])
@@ -140,7 +147,7 @@ def test_mrc_image_stack_and_rec_extension(tmp_path):
     src = bioimage_py.open_source(path)
     assert src.format == "mrc"
     assert src.shape == (4, 6, 5)
-    np.testing.assert_array_equal(src[2], data[2])
+    np.testing.assert_array_equal(src[2], _as_presented(data)[2])
 
 
 def test_mrc_volume_stack(tmp_path):
@@ -148,7 +155,7 @@ def test_mrc_volume_stack(tmp_path):
     path = _write_mrc(tmp_path / "vs.mrc", data)
     src = bioimage_py.open_source(path)
     assert src.shape == (2, 3, 4, 5)
-    np.testing.assert_array_equal(src[1, :, 1:3], data[1, :, 1:3])
+    np.testing.assert_array_equal(src[1, :, 1:3], _as_presented(data)[1, :, 1:3])
 
 
 def test_mrc_is_memory_mapped_and_reads_are_copies(tmp_path):
@@ -161,7 +168,7 @@ def test_mrc_is_memory_mapped_and_reads_are_copies(tmp_path):
     assert not isinstance(region, np.memmap)
     assert region.base is None or not np.shares_memory(region, array._data)
     array.close()
-    np.testing.assert_array_equal(region, data[1:3])  # still valid after closing
+    np.testing.assert_array_equal(region, _as_presented(data)[1:3])  # valid after closing
     with pytest.raises(ValueError, match="closed"):
         array[0:1]
 
@@ -175,7 +182,7 @@ def test_mrc_big_endian_is_presented_native(tmp_path):
     assert src.dtype == np.dtype("int16") and src.dtype.isnative
     out = src[:]
     assert out.dtype.isnative
-    np.testing.assert_array_equal(out, data)
+    np.testing.assert_array_equal(out, _as_presented(data))
 
 
 def test_mrc_permissive_is_recorded(tmp_path):
@@ -184,7 +191,7 @@ def test_mrc_permissive_is_recorded(tmp_path):
     src = bioimage_py.open_source(path, permissive=True)
     spec = src.to_spec()
     assert spec.params == {"format": "mrc", "mode": "r", "permissive": True}
-    np.testing.assert_array_equal(from_spec(spec)[:], data)
+    np.testing.assert_array_equal(from_spec(spec)[:], _as_presented(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def test_nifti_axis_order_is_recorded_in_the_spec(tmp_path):
 
 def _mrc_file(tmp_path):
     data = _data((6, 5, 7), "uint16", seed=3)
-    return _write_mrc(tmp_path / "v.mrc", data), data, "mrc"
+    return _write_mrc(tmp_path / "v.mrc", data), _as_presented(data), "mrc"
 
 
 def _nifti_file(tmp_path):

@@ -300,16 +300,16 @@ def test_folder_dispatch(tmp_path):
 
 
 def test_missing_library_names_package(tmp_path, monkeypatch):
-    import bioimage_py.io.formats as formats
+    import bioimage_py.io.optional as optional
 
-    real = formats.importlib.import_module
+    real = optional.importlib.import_module
 
     def fake(name, *args):
         if name.startswith("tifffile"):
             raise ImportError("no tifffile")
         return real(name, *args)
 
-    monkeypatch.setattr(formats.importlib, "import_module", fake)
+    monkeypatch.setattr(optional.importlib, "import_module", fake)
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((2, 3, 3), "uint8"))
     with pytest.raises(ImportError, match="tifffile"):
         bioimage_py.open_source(tmp_path / "a.tif")

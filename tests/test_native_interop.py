@@ -618,11 +618,6 @@ def test_z5py_reads_our_n5_groups(tmp_path):
         assert list(f["a/b/c"][...]) == [5, 5, 5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="z5py-written zarr v2 arrays: '\"fill_value\": 0.0' for integer dtypes is rejected "
-    "(zarr-python and tensorstore accept it), and z5py's gzip is numcodecs 'zlib', unsupported",
-)
 @pytest.mark.parametrize("compression", ["raw", "gzip"])
 def test_z5py_writes_zarr_we_read(tmp_path, compression):
     data = oracle(SHAPES[2], "int16")
