@@ -5,6 +5,7 @@ from typing import Any
 
 from bioimage_py.io.files import PathLike, as_path_str, open_file, resolve_format
 from bioimage_py.io.hierarchy import describe_arrays, is_array, list_arrays
+from bioimage_py.io.ome import select_full_resolution
 
 __all__ = ["open_array"]
 
@@ -19,8 +20,10 @@ def open_array(
     """Open the array at ``internal_path`` in the file or container at ``path``.
 
     Without ``internal_path`` the array is found as h5py and zarr users expect: the root when
-    the container is itself an array (internal path ``""``), else the one array the container
-    holds at any depth. A container holding several arrays, or none, needs ``internal_path``.
+    the container is itself an array (internal path ``""``), the full-resolution level of an
+    OME-Zarr image (also when ``internal_path`` names the image's group), else the one array the
+    container holds at any depth. A container holding several arrays, or none, needs
+    ``internal_path``.
     Leading and trailing slashes of ``internal_path`` are ignored (``"/a/b"`` is ``"a/b"``).
 
     Args:
@@ -64,6 +67,9 @@ def _select_array(container: Any, path: str, internal_path: str | None) -> tuple
             f"use internal_path='' (arrays found: {describe_arrays([''])})"
         )
     if key is None:
+        level = select_full_resolution(container, "")  # an OME-Zarr image: its first level
+        if level is not None:
+            return level
         arrays = list_arrays(container)
         if len(arrays) == 1:
             return arrays[0], container[arrays[0]]
@@ -80,6 +86,9 @@ def _select_array(container: Any, path: str, internal_path: str | None) -> tuple
             f"arrays found: {describe_arrays(list_arrays(container))}"
         ) from None
     if not is_array(member):
+        level = select_full_resolution(container, key)
+        if level is not None:
+            return level
         raise ValueError(
             f"internal_path {key!r} in {path!r} is a group, not an array; "
             f"arrays found: {describe_arrays(list_arrays(container))}"

@@ -172,6 +172,11 @@ class Source(ABC):
         return True
 
     @property
+    def ome(self) -> dict[str, Any] | None:
+        """The OME-Zarr metadata of an image level (see ``FileSource.ome``); ``None`` here."""
+        return None
+
+    @property
     def ndim(self) -> int:
         """The number of axes."""
         return len(self.shape)

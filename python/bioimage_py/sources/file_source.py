@@ -2,6 +2,7 @@
 knowing how to reopen itself."""
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from bioimage_py import io
 from bioimage_py.io.create import create_native_array
+from bioimage_py.io.ome import level_metadata
 from bioimage_py.sources.array_source import ArraySource
 from bioimage_py.sources.base import SourceSpec
 
@@ -51,6 +53,7 @@ class FileSource(ArraySource):
         self._mode = mode
         self._open_kwargs = dict(open_kwargs or {})
         self._writable = bool(writable)
+        self._ome: dict[str, Any] | None | bool = False  # False: not read yet
 
     def chunk_exists(self, chunk: tuple[int, ...]) -> bool:
         """Whether the chunk at grid position ``chunk`` (in units of ``chunks``) is stored.
@@ -79,6 +82,26 @@ class FileSource(ArraySource):
         if any(not 0 <= c < g for c, g in zip(coords, grid)):
             raise ValueError(f"chunk {coords} is outside the chunk grid {grid} of {where}")
         return chunk_exists(coords)
+
+    @property
+    def ome(self) -> dict[str, Any] | None:
+        """The OME-Zarr metadata when the array is a level of an OME-Zarr image, else ``None``.
+
+        A new dict: ``"axes"`` (the NGFF axis dicts: ``name``, ``type``, ``unit``),
+        ``"levels"`` (the dataset paths, full resolution first), ``"level"`` (this array's),
+        ``"scale"`` and ``"translation"`` (one float per axis for this level: its coordinate
+        transformations composed with the multiscale's; zeros when there is no translation),
+        ``"version"`` (the NGFF version). Read from the store on first access.
+
+        Raises:
+            ValueError: malformed OME metadata, naming the file.
+        """
+        if self._ome is False:
+            found = None
+            if self._format == "zarr":
+                found = level_metadata(self._path, self._internal_path or "", self.ndim)
+            self._ome = found
+        return copy.deepcopy(self._ome)
 
     @property
     def path(self) -> str:
