@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import zarr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bioimage_py
@@ -256,7 +256,7 @@ def test_labels_with_transformations_at_both_levels(tmp_path, zarr_format):
     assert level1["translation"] == pytest.approx([10.0, -4.5, 3.5])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None)
 @given(
     zarr_format=st.sampled_from(ZARR_FORMATS),
     dataset=st.lists(
@@ -365,18 +365,18 @@ def test_malformed_ome_metadata_raise_naming_the_file(tmp_path, zarr_format):
     src = open_source(path)
     assert src.internal_path == "0"
     with pytest.raises(ValueError, match="unsupported coordinate transformation"):
-        src.ome
+        _ = src.ome
     set_multiscales([{"axes": axes, "datasets": [
         {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0]}]}]}])
     with pytest.raises(ValueError, match=r"must hold 2 numbers"):
-        open_source(path).ome
+        _ = open_source(path).ome
     set_multiscales([{"axes": axes, "datasets": [
         {"path": "0", "coordinateTransformations": [{"type": "scale", "path": "s.bin"}]}]}])
     with pytest.raises(ValueError, match="binary files are not supported"):
-        open_source(path).ome
+        _ = open_source(path).ome
     set_multiscales([{"axes": axes[:1], "datasets": [{"path": "0"}]}])
     with pytest.raises(ValueError, match="'axes' must list 2 axes"):
-        open_source(path).ome
+        _ = open_source(path).ome
     # no transformations at all: scale 1, translation 0
     set_multiscales([{"axes": axes, "datasets": [{"path": "0"}, {"path": "1"}]}])
     assert open_source(path, "1").ome["scale"] == [1.0, 1.0]
@@ -594,6 +594,7 @@ def test_other_group_attributes_are_kept(tmp_path):
         ({"levels": 2.0}, TypeError, "levels must be an int"),
         ({"zarr_format": 4}, ValueError, "zarr_format must be 3"),
         ({"chunks": (1, 8)}, ValueError, "4 positive sizes"),
+        ({"shards": (1, 8, 8, 8), "zarr_format": 2}, ValueError, "zarr v3 feature"),
     ],
 )
 def test_write_errors(tmp_path, kwargs, error, match):
@@ -614,3 +615,16 @@ def test_write_errors(tmp_path, kwargs, error, match):
 def test_write_errors_on_the_source_and_path(tmp_path, data, path, match):
     with pytest.raises(ValueError, match=match):
         write_ome_pyramid(data, tmp_path / path)
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "error"),
+    [
+        (np.zeros((2, 8, 8, 8), np.uint8), {"order": 7}, ValueError),
+        (np.zeros((8, 8), np.complex64), {}, TypeError),
+    ],
+)
+def test_downsampling_errors_come_before_writing(tmp_path, data, kwargs, error):
+    with pytest.raises(error):
+        write_ome_pyramid(data, tmp_path / "e.zarr", levels=2, **kwargs)
+    assert not (tmp_path / "e.zarr").exists()

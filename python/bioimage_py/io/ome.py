@@ -362,18 +362,22 @@ def write_ome_pyramid(
         else _per_axis_floats(translation, spatial, "translation", default=0.0, positive=False)
     )
     chunk_shape = _default_chunks(shape, spatial) if chunks is None else _shape_arg(chunks, ndim)
+    shard_shape = None if shards is None else _shape_arg(shards, ndim)
+    if shard_shape is not None and zarr_format != 3:
+        raise ValueError("shards are a zarr v3 feature; pass zarr_format=3 to shard the levels")
     shapes = _level_shapes(shape, factors, levels, chunk_shape)
+    if len(shapes) > 1:
+        _check_resampling(image, shapes[1], order, anti_aliasing)
     run = {"job_type": job_type, "job_config": job_config, "num_workers": num_workers}
 
-    written: list[Source] = []
+    previous: Source | None = None
     for k, level_shape in enumerate(shapes):
         key = f"s{k}"
         level_chunks = tuple(min(c, n) for c, n in zip(chunk_shape, level_shape))
         level_shards = None
-        if shards is not None:
+        if shard_shape is not None:  # clamped to the level, kept a multiple of its chunks
             level_shards = tuple(
-                min(s, -(-n // c) * c)
-                for s, n, c in zip(_shape_arg(shards, ndim), level_shape, level_chunks)
+                min(s, -(-n // c) * c) for s, n, c in zip(shard_shape, level_shape, level_chunks)
             )
         create_array(
             root, key, shape=level_shape, dtype=image.dtype, chunks=level_chunks,
@@ -383,23 +387,13 @@ def write_ome_pyramid(
         _set_array_metadata(root, key, zarr_format, [axis["name"] for axis in axis_dicts])
         # Reopened: the array's metadata changed on disk (the v2 chunk key separator).
         level = open_source(root, key, mode="r+")
-        if k == 0:
+        if previous is None:
             copy(image, level, name="ome level s0", **run)
         else:
-            _downsample_level(written[-1], level, factors, order, anti_aliasing, run)
-        written.append(level)
+            _downsample_level(previous, level, factors, order, anti_aliasing, run)
+        previous = level
 
-    datasets = []
-    for level_shape, k in zip(shapes, range(len(shapes))):
-        transforms: list[dict[str, Any]] = [
-            {"type": "scale", "scale": [v * n0 / n for v, n0, n in zip(spacing, shape, level_shape)]}
-        ]
-        if offset is not None:
-            transforms.append({"type": "translation", "translation": list(offset)})
-        datasets.append({"path": f"s{k}", "coordinateTransformations": transforms})
-    multiscale: dict[str, Any] = {"axes": axis_dicts, "datasets": datasets}
-    if name is not None:
-        multiscale["name"] = str(name)
+    multiscale = _multiscale(axis_dicts, shapes, spacing, offset, name)
     multiscale["type"] = {0: "nearest", 1: "linear"}.get(order, f"spline order {order}")
     multiscale["metadata"] = {
         "method": "bioimage_py.downsample",
@@ -407,6 +401,26 @@ def write_ome_pyramid(
     }
     _write_multiscales(root, zarr_format, multiscale)
     return open_source(root, "s0")
+
+
+def _multiscale(
+    axes: list[dict[str, Any]], shapes: list[tuple[int, ...]], spacing: list[float],
+    offset: list[float] | None, name: str | None,
+) -> dict[str, Any]:
+    """The multiscale of levels ``s0``, ``s1``, ... of ``shapes``: each level's scale is the
+    spacing of its samples, ``spacing * s0_size / level_size``; ``offset`` (if any) is every
+    level's translation (corner-aligned sampling keeps the first voxel in place)."""
+    datasets = []
+    for k, level_shape in enumerate(shapes):
+        scale = [v * n0 / n for v, n0, n in zip(spacing, shapes[0], level_shape)]
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
+        if offset is not None:
+            transforms.append({"type": "translation", "translation": list(offset)})
+        datasets.append({"path": f"s{k}", "coordinateTransformations": transforms})
+    multiscale: dict[str, Any] = {"axes": axes, "datasets": datasets}
+    if name is not None:
+        multiscale["name"] = str(name)
+    return multiscale
 
 
 def _check_zarr_path(root: str) -> None:
@@ -559,6 +573,19 @@ def _level_shapes(
             break
         shapes.append(tuple(-(-n // f) for n, f in zip(last, factors)))
     return shapes
+
+
+def _check_resampling(
+    image: Source, target: tuple[int, ...], order: int, anti_aliasing: bool
+) -> None:
+    """Raise the errors of the downsampling (an order out of range, a dtype it cannot resample)
+    before anything is written."""
+    from bioimage_py.wrapper.generic import RoiSource
+    from bioimage_py.wrapper.resize import ResizedSource
+
+    leading = max(0, image.ndim - 3)
+    first = RoiSource(image, (0,) * leading, squeeze=True) if leading else image
+    ResizedSource(first, target[leading:], order=order, anti_aliasing=anti_aliasing)
 
 
 def _downsample_level(
