@@ -28,10 +28,11 @@ zarr-python as zarr v3 zstd(3) with 64^3 chunks.
    - bioimage-py 0.2.2: its ``get_runner("local"|"subprocess").run(...)`` with the same function
      on zarr-python arrays (``bench_runner_v02.py``, run with 0.2's interpreter).
    The per-block function is the same code everywhere (``runner_child.smooth_block``).
-2. Per-block cost: a function that does nothing over a 10x100x100 grid of 1-voxel blocks (10,000
+2. Per-block cost: a function that does nothing over a 10x10x100 grid of 1-voxel blocks (10,000
    blocks) of a small zarr array (nothing is read): ours local with 1 and 2 threads, subprocess
-   and dask with 2 workers; dask: 10,000 ``dask.delayed`` no-op tasks on the LocalCluster and on
-   2 threads; 0.2's local and subprocess runners.
+   and dask with 2 workers; dask: ``da.zeros(grid, chunks=1).map_blocks(no-op).persist()`` (10,000
+   tasks after blockwise fusion) on the LocalCluster and on 2 threads; 0.2's local and subprocess
+   runners.
 
 Every runner runs in a fresh child process (runners sharing a LocalCluster run in one child,
 interleaved), ``--repeat`` times; the best wall time counts. Measured per run:
@@ -69,21 +70,21 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
-import runner_child  # noqa: E402
-import volumes  # noqa: E402
+import harness
+import runner_child
+import volumes
 
 KEY = "data"
 CHUNKS = (64, 64, 64)
 BLOCK_SHAPE = (128, 128, 128)
-NOOP_GRID = (10, 100, 100)
+NOOP_GRID = (10, 10, 100)
 QUICK_NOOP_GRID = (10, 10, 10)
 SAMPLE_INTERVAL = 0.05
 V02_PYTHON = "/work/v02/bin/python"
@@ -143,10 +144,9 @@ class TimingThreadPool(ThreadPoolExecutor):
 
 def _warm_imports() -> None:
     """Run on every dask worker before timing: what a long-lived cluster has imported."""
+    import bioimage_py.runner.worker  # noqa: F401
     import scipy.ndimage  # noqa: F401
     import zarr  # noqa: F401
-
-    import bioimage_py.runner.worker  # noqa: F401
 
 
 def _blocks(shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
@@ -191,18 +191,24 @@ def dask_measurement(method: str, config: dict[str, Any], client: Any) -> runner
     workers = config["workers"]
     container, key = config["input"]
 
-    def compute(*collections: Any) -> float:
-        """Compute; the summed task time, measured where the tasks run."""
+    def compute(collection: Any, keep: bool = False) -> float:
+        """Compute (``keep``: persist, results stay where they are made, as our runner's
+        no-op results do); the summed task time, measured where the tasks run."""
         if method == "dask distributed":
-            from distributed import get_task_stream
+            from distributed import get_task_stream, wait
 
             with get_task_stream(client) as stream:
-                dask.compute(*collections, scheduler=client)
+                if keep:
+                    persisted = client.persist(collection)
+                    wait(persisted)
+                    del persisted
+                else:
+                    dask.compute(collection, scheduler=client)
             return sum(part["stop"] - part["start"] for task in stream.data
                        for part in task["startstops"] if part["action"] == "compute")
         pool = TimingThreadPool(workers)
         with pool:
-            dask.compute(*collections, scheduler="threads", pool=pool)
+            (dask.persist if keep else dask.compute)(collection, scheduler="threads", pool=pool)
         return sum(pool.busy)
 
     if config["workload"] == "smooth":
@@ -216,12 +222,14 @@ def dask_measurement(method: str, config: dict[str, Any], client: Any) -> runner
             stored = smoothed.to_zarr(output, compute=False)
             return compute(stored), smoothed.npartitions
     else:
-        n_tasks = _blocks(tuple(config["shape"]), tuple(config["block_shape"]))
+        shape, block_shape = tuple(config["shape"]), tuple(config["block_shape"])
 
         def measure() -> tuple[float, int]:
-            # one collection of n tasks (passing n collections is slower: each is optimized)
-            tasks = [dask.delayed(runner_child.noop_item)(i) for i in range(n_tasks)]
-            return compute(tasks), n_tasks
+            # one layer of n tasks: n dask.delayed objects would be n graph layers, which dask
+            # culls one by one (quadratic: 39 s of 52 for 10,000 no-op tasks on 2 threads)
+            blocks = da.zeros(shape, chunks=block_shape, dtype=np.uint8).map_blocks(
+                runner_child.noop_chunk, dtype=np.uint8)
+            return compute(blocks, keep=True), blocks.npartitions
     return measure
 
 
@@ -255,10 +263,9 @@ def function_peak_bytes(block_shape: tuple[int, ...]) -> int:
 
 def child_main(config: dict[str, Any]) -> None:
     runner_child.register_by_value()
+    import bioimage_py.runner.worker  # noqa: F401
     import scipy.ndimage  # noqa: F401  (what a worker imports: part of the idle interpreter)
     import zarr  # noqa: F401
-
-    import bioimage_py.runner.worker  # noqa: F401
 
     if config["workload"] == "idle":
         runner_child.emit({"rss": runner_child.rss_bytes()})
@@ -459,7 +466,8 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
 
     results: dict[str, Any] = {"smooth": {}, "noop": {}, "idle_rss": idle, "checks": {},
                                "cluster_startup": {}, "function_peak": function_peak}
-    for methods in groups_of(SMOOTH_GROUPS):
+    workloads = {w.strip() for w in args.workloads.split(",")}
+    for methods in groups_of(SMOOTH_GROUPS) if "smooth" in workloads else []:
         outputs = {}
         for m in methods:
             container = os.path.join(root, f"out_{m.replace(' ', '_')}.zarr")
@@ -484,7 +492,7 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
             log(f"  {m} vs scipy: {results['checks'][m]}")
             shutil.rmtree(outputs[m][0], ignore_errors=True)
 
-    for methods in groups_of(NOOP_GROUPS):
+    for methods in groups_of(NOOP_GROUPS) if "noop" in workloads else []:
         side = side_of(methods)
         config = {
             "workload": "noop", "methods": methods, "workers": args.workers,
@@ -604,8 +612,8 @@ def targets(results: dict[str, Any]) -> str:
                          f"{'yes' if ratio > 1 else 'NO'}")
     if "dask distributed" in smooth:
         dask_over = overhead(best(smooth["dask distributed"]), workers)
-        for m in ours:
-            over = overhead(ours[m], workers)
+        for m, run in ours.items():
+            over = overhead(run, workers)
             lines.append(f"- overhead <= half of dask distributed's ({dask_over:.2f} s): {m} "
                          f"{over:.2f} s: {'yes' if over <= dask_over / 2 else 'NO'}")
     block_bytes = int(np.prod(results["block_shape"])) * 4
@@ -638,6 +646,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="--size 256 --repeat 1, 1,000 no-op blocks: a smoke run")
     parser.add_argument("--only", help="comma-separated subset of the runners")
+    parser.add_argument("--workloads", default="smooth,noop",
+                        help="comma-separated subset of: smooth, noop")
     parser.add_argument("--v02-python", default=V02_PYTHON,
                         help="the interpreter of bioimage-py 0.2.2")
     parser.add_argument("--no-v02", dest="v02_python", action="store_const", const=None,

@@ -16,14 +16,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import runner_child  # noqa: E402
+import runner_child
 
 JOB_TYPES = {"0.2 local": "local", "0.2 subprocess": "subprocess"}
 
 
 def measurement(method: str, config: dict[str, Any]) -> runner_child.Measurement:
     import zarr
-
     from bioimage_py.runner import get_runner
 
     runner = get_runner(JOB_TYPES[method])
@@ -55,10 +54,9 @@ def measurement(method: str, config: dict[str, Any]) -> runner_child.Measurement
 def main() -> None:
     config = runner_child.read_config(sys.argv)
     runner_child.register_by_value()
+    import bioimage_py.runner  # noqa: F401
     import scipy.ndimage  # noqa: F401  (what a worker imports: part of the idle interpreter)
     import zarr  # noqa: F401
-
-    import bioimage_py.runner  # noqa: F401
 
     if config["workload"] == "idle":
         runner_child.emit({"rss": runner_child.rss_bytes()})

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-
 from bioimage_py import to_roi
+from scipy.ndimage import gaussian_filter
 
 SIGMA = 2.0
 # scipy's Gaussian kernel reaches int(truncate * sigma + 0.5) = 8 voxels with truncate = 4: a halo
@@ -57,12 +56,12 @@ def smooth_array(data: np.ndarray) -> np.ndarray:
 
 def noop_block(block: Any, inputs: Any, outputs: Any, mask: Any) -> None:
     """A per-block function that does nothing: what is left is the runner's per-block cost."""
-    return None
+    return
 
 
-def noop_item(index: int) -> None:
-    """A per-task function that does nothing (dask delayed)."""
-    return None
+def noop_chunk(chunk: np.ndarray) -> np.ndarray:
+    """A per-chunk function that does nothing (``dask.array.map_blocks``)."""
+    return chunk
 
 
 def register_by_value() -> None:
