@@ -13,6 +13,7 @@ traceback; usage errors exit with status 2 (argparse).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -345,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 1 error, 2 usage error)."""
     args = _parser().parse_args(argv)
     from bioimage_py.errors import RunnerError
+
+    # tifffile logs the damage it meets in a file (a broken page chain, bad tags) at ERROR level
+    # before the reader raises its own error naming the file: one line says it all here.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
     step = _Step()
     try:

@@ -54,15 +54,40 @@ def _page_end(page: Any) -> int:
     )
 
 
+def _declared_values(tif: Any) -> int | None:
+    """How many values the ImageJ or tifffile ("shaped") metadata of the file describe."""
+    try:
+        if tif.is_imagej and tif.imagej_metadata:
+            images = int(tif.imagej_metadata.get("images", 1))
+            return images * math.prod(int(n) for n in tif.pages[0].shape)
+        if tif.is_shaped and tif.shaped_metadata:
+            return math.prod(int(n) for n in tif.shaped_metadata[0]["shape"])
+    except MemoryError:
+        raise
+    except Exception:  # metadata tifffile itself could not use: nothing to compare with
+        return None
+    return None
+
+
 def check_series_in_file(tif: Any, series: Any, path: str) -> None:
     """Check that the data a series' header describes lie inside the file, at open.
 
-    Checks the contiguous data block when the series has one, else the strips (or tiles) of its
-    first and last page: truncated transfers cut the end of a file.
+    Checks that the first series holds as many values as the file's ImageJ or tifffile metadata
+    describe (a truncated file breaks the chain of pages, and tifffile then presents the pages it
+    finds), and the contiguous data block when the series has one, else the strips (or tiles) of
+    its first and last page: truncated transfers cut the end of a file.
 
     Raises:
         ValueError: Naming the file, the byte range described and the file's size.
     """
+    declared = _declared_values(tif) if series is tif.series[0] else None
+    found = math.prod(int(n) for n in series.shape)
+    if declared is not None and declared > found:
+        # tifffile fell back to the pages it could find: the IFD chain ends early.
+        raise ValueError(
+            f"{path!r} is truncated or damaged: its ImageJ or tifffile metadata describe "
+            f"{declared} values, but only {found} (shape {tuple(series.shape)}) could be found"
+        )
     size = int(tif.filehandle.size)
     end = 0
     if series.dataoffset is not None:
@@ -106,9 +131,17 @@ class TiffArray(ReaderArray):
             raise ValueError(f"{path!r} is not a readable TIFF file: {err}") from None
         self._raw: RawFileData | None = None
         try:
-            if not 0 <= series < len(self._tif.series):
+            try:
+                n_series = len(self._tif.series)
+            except MemoryError:
+                raise
+            except Exception as err:  # tifffile's errors on damaged page lists differ
                 raise ValueError(
-                    f"{path!r} holds {len(self._tif.series)} image series; series={series} "
+                    f"{path!r} is not a readable TIFF file ({type(err).__name__}: {err})"
+                ) from None
+            if not 0 <= series < n_series:
+                raise ValueError(
+                    f"{path!r} holds {n_series} image series; series={series} "
                     "is out of range"
                 )
             self._series = self._tif.series[series]
