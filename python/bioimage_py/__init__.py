@@ -11,6 +11,7 @@ from typing import Any
 from bioimage_py.copy import copy
 from bioimage_py.dask_array import to_dask
 from bioimage_py.downsample import downsample
+from bioimage_py.ome_pyramid import write_ome_pyramid
 from bioimage_py.runner import SlurmConfig, config_file_path, get_runner, write_slurm_config
 from bioimage_py.sources import as_source, create_array, open_source
 from bioimage_py.util import to_roi
@@ -22,7 +23,7 @@ __version__ = "0.3.0"
 __all__ = [
     "SlurmConfig", "__version__", "as_source", "config_file_path", "copy", "create_array",
     "downsample", "get_runner", "open_cloudvolume", "open_source", "open_webknossos", "to_dask",
-    "to_roi", "write_slurm_config",
+    "to_roi", "write_ome_pyramid", "write_slurm_config",
 ]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from bioimage_py.io import formats as _formats  # noqa: F401  (registers the built-in formats)
 from bioimage_py.io.arrays import open_array
 from bioimage_py.io.files import infer_extension, infer_format, open_file
-from bioimage_py.io.ome import write_ome_pyramid
 from bioimage_py.io.registry import (
     constructor_for_format,
     format_for_extension,
@@ -29,5 +28,4 @@ __all__ = [
     "register_format",
     "supported_extensions",
     "supported_formats",
-    "write_ome_pyramid",
 ]
