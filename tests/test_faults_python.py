@@ -269,6 +269,22 @@ def test_raw_file_reads_equal_numpy_at_every_granularity(case):
             raw.close()
 
 
+def test_raw_file_reads_many_short_runs(tmp_path):
+    """A plane across rows: hundreds of reads, their offsets computed with numpy."""
+    data = volume(shape=(24, 30, 17), dtype=">i2")
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"h" * 3 + data.tobytes())
+    raw = RawFileData(str(path), 3, data.shape, data.dtype)
+    roi = (slice(0, 24), slice(0, 30), slice(5, 6))
+    out = np.empty((24, 30, 1), dtype=data.dtype)
+    raw._read_runs(raw._checked_fd(), roi, out, 2)  # 720 one-element reads
+    np.testing.assert_array_equal(out, data[roi])
+    np.testing.assert_array_equal(raw.read(roi), data[roi])
+    raw.close()
+    with pytest.raises(ValueError, match="closed"):
+        raw.read(roi)
+
+
 def test_raw_file_is_read_safely_from_threads(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

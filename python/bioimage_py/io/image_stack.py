@@ -12,6 +12,10 @@ Files are sorted naturally by name (``img_2`` before ``img_10``). TIFF slices ar
 (shape and dtype of every slice are checked then), and a region read decodes only the slices it
 touches.
 
+Damaged files: a slice whose header cannot be read (or, for TIFF, describes more data than the
+file holds) raises ``ValueError`` naming it when the stack is opened; a slice that cannot be
+read or decoded later (it shrank or was replaced) raises ``OSError`` naming it.
+
 Axis order: ``(z, y, x)`` with z the slice index (slice index first), y the image rows and x the
 columns; multi-channel slices (RGB) add the channel as the last axis. ``chunks`` is one slice,
 ``(1, y, x)``.

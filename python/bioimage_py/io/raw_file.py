@@ -27,9 +27,12 @@ import numpy as np
 
 __all__ = ["RawFileData"]
 
-# Cost model (measured on Linux, data in the page cache): one pread call from Python costs about
-# as much as copying this many bytes; a gathered byte costs about as much as a read one.
-_CALL_COST_BYTES = 16 * 1024
+# Cost model (measured on Linux VMs, data in the page cache): one pread call from Python costs
+# 3-5 us, about as much as copying this many bytes; a gathered byte costs about as much as a read
+# one.
+_CALL_COST_BYTES = 32 * 1024
+# Up to this many reads, their offsets are computed in Python (numpy's setup costs more).
+_FEW_READS = 256
 # Largest buffer a gathered read uses (the result itself is not counted).
 _MAX_BUFFER_BYTES = 32 * 1024 * 1024
 
@@ -150,23 +153,30 @@ class RawFileData:
                 best_level, best_cost = level, cost
         return best_level
 
-    def _first_offsets(self, roi: tuple[slice, ...], level: int) -> np.ndarray:
+    def _first_offsets(self, roi: tuple[slice, ...], level: int) -> list[int]:
         """Byte offsets of the region's first element within each index of the axes before
         ``level`` (C order)."""
-        start = sum(s.start * stride for s, stride in zip(roi, self._strides))
-        offsets = np.full((1,) * level, start, dtype=np.int64)
-        for axis in range(level):
-            steps = np.arange(roi[axis].stop - roi[axis].start, dtype=np.int64)
+        item = self._itemsize
+        first = self._offset + item * sum(s.start * st for s, st in zip(roi, self._strides))
+        extent = [s.stop - s.start for s in roi[:level]]
+        if math.prod(extent) <= _FEW_READS:
+            offsets = [first]
+            for axis, n in enumerate(extent):
+                step = self._strides[axis] * item
+                offsets = [o + i * step for o in offsets for i in range(n)]
+            return offsets
+        grid = np.zeros((1,) * level, dtype=np.int64)
+        for axis, n in enumerate(extent):
             shape = [1] * level
-            shape[axis] = -1
-            offsets = offsets + (steps * self._strides[axis]).reshape(shape)
-        return self._offset + offsets.reshape(-1) * self._itemsize
+            shape[axis] = n
+            grid = grid + (np.arange(n, dtype=np.int64) * self._strides[axis]).reshape(shape)
+        return (first + grid.reshape(-1) * item).tolist()
 
     def _read_runs(self, fd: int, roi: tuple[slice, ...], out: np.ndarray, run_axis: int) -> None:
         """One pread per contiguous run, straight into ``out``."""
         runs = memoryview(out.reshape(-1)).cast("B")
         run_bytes = out.nbytes // math.prod(out.shape[:run_axis])
-        for i, offset in enumerate(self._first_offsets(roi, run_axis).tolist()):
+        for i, offset in enumerate(self._first_offsets(roi, run_axis)):
             self._read_into(fd, runs[i * run_bytes:(i + 1) * run_bytes], offset)
 
     def _read_gathered(self, fd: int, roi: tuple[slice, ...], out: np.ndarray, level: int) -> None:
@@ -174,16 +184,14 @@ class RawFileData:
         elements copied out of it."""
         extent = out.shape
         span = self._span(extent, level)
-        buffer = np.empty(span, dtype=self._dtype)
-        view = np.lib.stride_tricks.as_strided(
-            buffer,
-            shape=extent[level:],
-            strides=tuple(s * self._itemsize for s in self._strides[level:]),
-            writeable=False,
-        )
+        buffer = bytearray(span * self._itemsize)
+        # The region inside one read: the file's strides over the buffer (np.ndarray over a
+        # buffer costs far less than as_strided).
+        view = np.ndarray(extent[level:], dtype=self._dtype, buffer=buffer,
+                          strides=tuple(s * self._itemsize for s in self._strides[level:]))
         lead = out.reshape((-1, *extent[level:]))
-        raw = memoryview(buffer).cast("B")
-        for i, offset in enumerate(self._first_offsets(roi, level).tolist()):
+        raw = memoryview(buffer)
+        for i, offset in enumerate(self._first_offsets(roi, level)):
             self._read_into(fd, raw, offset)
             lead[i] = view
 
