@@ -376,9 +376,18 @@ def phase_usage(samples: list[Sample], t0: float, t1: float, idle_rss: int) -> d
     return usage
 
 
-def run_child(command: list[str], config: dict[str, Any], idle_rss: int) -> dict[str, Any]:
+@dataclass
+class Side:
+    """How to start a child of one venv: its command and environment."""
+
+    command: list[str]
+    env: dict[str, str] | None = None
+
+
+def run_child(side: Side, config: dict[str, Any], idle_rss: int) -> dict[str, Any]:
     """Run one child with its tree sampled; its result, each run with its usage."""
-    process = subprocess.Popen([*command, json.dumps(config)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*side.command, json.dumps(config)], stdout=subprocess.PIPE,
+                               text=True, env=side.env)
     sampler = TreeSampler(process.pid)
     stdout, _ = process.communicate()
     samples = sampler.stop()
@@ -424,10 +433,10 @@ def compare(path: str, reference: np.ndarray, slab: int = 64) -> dict[str, Any]:
     return {"max_abs_diff": max_diff, "allclose": close}
 
 
-def child_value(command: list[str], config: dict[str, Any], name: str) -> int:
+def child_value(side: Side, config: dict[str, Any], name: str) -> int:
     """``name`` of the result of a short child (no sampling)."""
-    process = subprocess.run([*command, json.dumps(config)], stdout=subprocess.PIPE, text=True,
-                             check=True)
+    process = subprocess.run([*side.command, json.dumps(config)], stdout=subprocess.PIPE,
+                             text=True, check=True, env=side.env)
     line = [x for x in process.stdout.splitlines() if x.startswith(runner_child.RESULT_PREFIX)][-1]
     return int(json.loads(line[len(runner_child.RESULT_PREFIX):])[name])
 
@@ -441,12 +450,13 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
         return [g for g in chosen if g]
 
     v02_script = os.path.join(HERE, "bench_runner_v02.py")
-    sides = {"ours": [sys.executable, os.path.abspath(__file__), "--child"]}
+    sides = {"ours": Side([sys.executable, os.path.abspath(__file__), "--child"])}
     if args.v02_python:
-        sides["v02"] = [args.v02_python, v02_script]
+        # 0.2's package is also named bioimage_py: a PYTHONPATH pointing at ours must not reach it
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        sides["v02"] = Side([args.v02_python, v02_script], env)
     # RSS of an idle interpreter that imported what a worker imports, per venv
-    idle = {side: child_value(command, {"workload": "idle"}, "rss")
-            for side, command in sides.items()}
+    idle = {name: child_value(side, {"workload": "idle"}, "rss") for name, side in sides.items()}
     log(f"idle interpreter RSS: {', '.join(f'{s} {b / 2**20:.0f} MiB' for s, b in idle.items())}")
     function_peak = child_value(sides["ours"], {"workload": "function",
                                                 "block_shape": list(BLOCK_SHAPE)}, "peak")
@@ -508,7 +518,8 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
             results["noop"][m] = [r for r in result["runs"] if r["method"] == m]
     return {**results, "size": args.size, "workers": args.workers, "repeat": args.repeat,
             "block_shape": list(BLOCK_SHAPE), "noop_grid": list(args.noop_grid),
-            "load_end": os.getloadavg(), "environment": harness.environment()}
+            "load_end": os.getloadavg(), "environment": harness.environment(),
+            "package": os.path.dirname(__import__("bioimage_py").__file__)}
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -630,7 +641,9 @@ def targets(results: dict[str, Any]) -> str:
 def report(results: dict[str, Any]) -> str:
     env = results["environment"]
     head = (f"## bench_runner ({env['platform']}, {env['cpu_count']} cores, Python "
-            f"{env['python']}); load average at the end {results['load_end'][0]:.1f}\n")
+            f"{env['python']}); load average at the end {results['load_end'][0]:.1f}; "
+            f"bioimage_py from {results['package']} (_core "
+            f"{env['core_extension_bytes'] / 2**20:.0f} MiB)\n")
     parts = [head, smooth_table(results), noop_table(results), targets(results)]
     return "\n\n".join(p for p in parts if p)
 

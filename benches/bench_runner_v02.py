@@ -54,7 +54,12 @@ def measurement(method: str, config: dict[str, Any]) -> runner_child.Measurement
 def main() -> None:
     config = runner_child.read_config(sys.argv)
     runner_child.register_by_value()
-    import bioimage_py.runner  # noqa: F401
+    import bioimage_py.runner
+    from bioimage_py import __version__
+
+    if not __version__.startswith("0.2"):
+        raise SystemExit(f"expected bioimage-py 0.2, imported {__version__} "
+                         f"from {bioimage_py.__file__}")
     import scipy.ndimage  # noqa: F401  (what a worker imports: part of the idle interpreter)
     import zarr  # noqa: F401
 
