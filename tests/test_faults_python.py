@@ -146,6 +146,79 @@ def test_tiff_not_a_tiff_is_valueerror_naming_it(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_corrupted_tiff_headers_fail_cleanly(tmp_path):
+    """Random bytes of the first 400 (the header and first IFD) changed: opening and reading
+    either work or raise ValueError / OSError naming the file (MemoryError where a damaged
+    header asks for more than the capped address space), never anything else or a crash."""
+    done = child(f"""
+        import collections, json, logging, os, warnings
+        import numpy as np, tifffile, bioimage_py
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+        warnings.simplefilter("ignore")
+        rng = np.random.default_rng(12)
+        data = rng.integers(0, 1000, (4, 16, 16)).astype("uint16")
+        path = os.path.join({str(tmp_path)!r}, "f.tif")
+        outcomes = collections.Counter()
+        for options in ({{}}, {{"compression": "zlib"}}, {{"imagej": True}}, {{"tile": (16, 16)}}):
+            tifffile.imwrite(path, data, photometric="minisblack", **options)
+            original = open(path, "rb").read()
+            for _ in range(60):
+                damaged = bytearray(original)
+                for _ in range(int(rng.integers(1, 4))):
+                    damaged[int(rng.integers(0, 400))] = int(rng.integers(0, 256))
+                open(path, "wb").write(damaged)
+                try:
+                    bioimage_py.open_source(path)[...]
+                    outcomes["ok"] += 1
+                except (ValueError, OSError) as err:
+                    outcomes[type(err).__name__ + (" naming it" if path in str(err) else "")] += 1
+                except MemoryError:
+                    outcomes["MemoryError"] += 1
+                except Exception as err:
+                    outcomes[f"{{type(err).__name__}}: {{err}}"] += 1
+        print(json.dumps(outcomes))
+    """, memory_mb=3072)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = json.loads(done.stdout)
+    assert set(outcomes) <= {"ok", "ValueError naming it", "OSError naming it", "MemoryError"}, \
+        outcomes
+    assert outcomes["ValueError naming it"] > 0 and outcomes["ok"] > 0
+
+
+def test_corrupted_mrc_headers_fail_cleanly(tmp_path):
+    """Random bytes of the MRC header changed: the file opens and reads, or raises ValueError
+    naming it (strict and permissive), never another exception (numpy's memmap raised
+    OverflowError for some) or a crash."""
+    done = child(f"""
+        import collections, json, os, warnings
+        import numpy as np, mrcfile, bioimage_py
+        warnings.simplefilter("ignore")
+        rng = np.random.default_rng(5)
+        path = os.path.join({str(tmp_path)!r}, "f.mrc")
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(rng.integers(0, 1000, (4, 16, 16)).astype("int16"))
+        original = open(path, "rb").read()
+        outcomes = collections.Counter()
+        for _ in range(200):
+            damaged = bytearray(original)
+            for _ in range(int(rng.integers(1, 4))):
+                damaged[int(rng.integers(0, 224))] = int(rng.integers(0, 256))
+            open(path, "wb").write(damaged)
+            for permissive in (False, True):
+                try:
+                    bioimage_py.open_source(path, permissive=permissive)[...]
+                    outcomes["ok"] += 1
+                except (ValueError, OSError) as err:
+                    outcomes[type(err).__name__ + (" naming it" if path in str(err) else "")] += 1
+                except Exception as err:
+                    outcomes[f"{{type(err).__name__}}: {{err}}"] += 1
+        print(json.dumps(outcomes))
+    """, memory_mb=3072)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = json.loads(done.stdout)
+    assert set(outcomes) <= {"ok", "ValueError naming it"}, outcomes
+
+
 def test_compressed_tiff_truncated_after_opening_is_oserror(tmp_path):
     data = volume()
     path = tmp_path / "z.tif"

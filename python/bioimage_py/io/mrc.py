@@ -150,7 +150,7 @@ def open_mrc(
         raise TypeError(f"flip_y must be True or False, got {flip_y!r}")
     try:
         mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
-    except ValueError as err:  # a bad header, or a data block longer than the file
+    except (ValueError, OverflowError) as err:  # a bad header, a data block beyond the file
         reason = _truncation(path) or str(err)
         raise ValueError(f"{path!r} is not a readable MRC file: {reason}") from None
     if mrc.data is None:  # permissive mode: mrcfile warned instead of raising

@@ -125,50 +125,57 @@ class TiffArray(ReaderArray):
         tifffile = _tifffile()
         self._path = path
         self._lock = threading.Lock()
-        try:
-            self._tif = tifffile.TiffFile(path)
-        except tifffile.TiffFileError as err:
-            raise ValueError(f"{path!r} is not a readable TIFF file: {err}") from None
         self._raw: RawFileData | None = None
         try:
-            try:
-                n_series = len(self._tif.series)
-            except MemoryError:
-                raise
-            except Exception as err:  # tifffile's errors on damaged page lists differ
-                raise ValueError(
-                    f"{path!r} is not a readable TIFF file ({type(err).__name__}: {err})"
-                ) from None
-            if not 0 <= series < n_series:
-                raise ValueError(
-                    f"{path!r} holds {n_series} image series; series={series} "
-                    "is out of range"
-                )
-            self._series = self._tif.series[series]
-            self._series_index = series
-            self._shape = tuple(int(s) for s in self._series.shape)
-            self._dtype = np.dtype(self._series.dtype).newbyteorder("=")
-            check_series_in_file(self._tif, self._series, path)
-            if self._series.dataoffset is not None:  # uncompressed and contiguous
-                stored = np.dtype(self._series.dtype).newbyteorder(self._tif.byteorder)
-                self._raw = RawFileData(path, self._series.dataoffset, self._shape, stored)
-            # Indexed lazily: loading every page header up front costs ~0.1 ms per page, and a
-            # contiguous stack never needs them.
-            self._pages = self._series.pages
-            keyframe = self._series.keyframe
-            self._page_shape = tuple(int(s) for s in keyframe.shape)
-            n_lead = len(self._shape) - len(self._page_shape)
-            self._lead = self._shape[:n_lead] if n_lead >= 0 else None
-            if (
-                self._lead is None
-                or self._shape[n_lead:] != self._page_shape
-                or math.prod(self._lead) != len(self._pages)
-            ):
-                self._lead = None  # pages do not map to leading axes: decode the series at once
-            self._whole: np.ndarray | None = None
-        except BaseException:
-            self.close()
+            self._tif = tifffile.TiffFile(path)
+        except (MemoryError, FileNotFoundError, PermissionError, IsADirectoryError):
             raise
+        except Exception as err:  # tifffile's errors on damaged headers differ (see _PAGE_ERRORS)
+            raise ValueError(
+                f"{path!r} is not a readable TIFF file ({type(err).__name__}: {err})"
+            ) from None
+        try:
+            self._inspect(series)
+        except BaseException as err:
+            self.close()
+            if isinstance(err, MemoryError) or not isinstance(err, _PAGE_ERRORS) or (
+                isinstance(err, (ValueError, OSError)) and path in str(err)
+            ):
+                raise
+            raise ValueError(
+                f"{path!r} has a damaged TIFF header ({type(err).__name__}: {err})"
+            ) from None
+
+    def _inspect(self, series: int) -> None:
+        """Find the series, check it against the file, and plan how to read it."""
+        path = self._path
+        n_series = len(self._tif.series)
+        if not 0 <= series < n_series:
+            raise ValueError(
+                f"{path!r} holds {n_series} image series; series={series} is out of range"
+            )
+        self._series = self._tif.series[series]
+        self._series_index = series
+        self._shape = tuple(int(s) for s in self._series.shape)
+        self._dtype = np.dtype(self._series.dtype).newbyteorder("=")
+        check_series_in_file(self._tif, self._series, path)
+        if self._series.dataoffset is not None:  # uncompressed and contiguous
+            stored = np.dtype(self._series.dtype).newbyteorder(self._tif.byteorder)
+            self._raw = RawFileData(path, self._series.dataoffset, self._shape, stored)
+        # Indexed lazily: loading every page header up front costs ~0.1 ms per page, and a
+        # contiguous stack never needs them.
+        self._pages = self._series.pages
+        keyframe = self._series.keyframe
+        self._page_shape = tuple(int(s) for s in keyframe.shape)
+        n_lead = len(self._shape) - len(self._page_shape)
+        self._lead = self._shape[:n_lead] if n_lead >= 0 else None
+        if (
+            self._lead is None
+            or self._shape[n_lead:] != self._page_shape
+            or math.prod(self._lead) != len(self._pages)
+        ):
+            self._lead = None  # pages do not map to leading axes: decode the series at once
+        self._whole: np.ndarray | None = None
 
     @property
     def path(self) -> str:
