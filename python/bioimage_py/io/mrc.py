@@ -148,6 +148,7 @@ def open_mrc(
     mrcfile = import_optional("mrcfile", format="mrc", install="pip install mrcfile")
     if not isinstance(flip_y, (bool, np.bool_)):
         raise TypeError(f"flip_y must be True or False, got {flip_y!r}")
+    _check_extended_header(path, mrcfile, bool(permissive))
     try:
         mrc = mrcfile.mmap(path, mode="r", permissive=bool(permissive))
     except (ValueError, OverflowError) as err:  # a bad header, a data block beyond the file
@@ -158,6 +159,51 @@ def open_mrc(
         reason = _truncation(path) or "mrcfile could not read its data block"
         raise ValueError(f"{path!r} is not a readable MRC file: {reason}")
     return SingleArrayFile(MrcArray(mrc, path, flip_y=bool(flip_y)))
+
+
+def _check_extended_header(path: str, mrcfile: Any, permissive: bool) -> None:
+    """Refuse an extended header larger than the file before mrcfile allocates it (mrcfile
+    allocates the size the header states, up to 2 GiB, and then finds the file too short).
+
+    The byte order is decided as mrcfile decides it: from the machine stamp (little-endian when
+    the stamp is invalid and ``permissive``), in permissive mode swapped when only the other
+    order gives a valid mode. Anything else wrong with the header is left to mrcfile.
+
+    Raises:
+        ValueError: The extended header is negative or reaches past the end of the file,
+            naming the file.
+    """
+    header_dtype = mrcfile.dtypes.HEADER_DTYPE
+    with open(path, "rb") as file:
+        raw = file.read(header_dtype.itemsize)
+        size = os.fstat(file.fileno()).st_size
+    if len(raw) < header_dtype.itemsize:
+        return  # mrcfile says the header is too short
+    header = np.frombuffer(raw, dtype=header_dtype).reshape(())
+    try:
+        order = mrcfile.utils.byte_order_from_machine_stamp(header["machst"])
+    except ValueError:
+        if not permissive:
+            return  # mrcfile raises for the stamp before reading the extended header
+        order = "<"
+    header = header.view(header_dtype.newbyteorder(order))
+    if permissive:
+        try:
+            mrcfile.utils.dtype_from_mode(header["mode"])
+        except ValueError:
+            swapped = header.view(header.dtype.newbyteorder())
+            try:
+                mrcfile.utils.dtype_from_mode(swapped["mode"])
+                header = swapped
+            except ValueError:
+                pass
+    extended = int(header["nsymbt"])
+    if extended < 0 or header_dtype.itemsize + extended > size:
+        raise ValueError(
+            f"{path!r} is not a readable MRC file: it is truncated or damaged: its header "
+            f"describes an extended header of {extended} bytes after {header_dtype.itemsize} "
+            f"bytes, but the file holds {size} bytes"
+        )
 
 
 def _truncation(path: str) -> str | None:
