@@ -16,7 +16,7 @@ import tifffile
 import z5py
 import zarr
 
-from bioimage_py import cli, open_source
+from bioimage_py import cli, create_array, open_source
 
 SHAPE = (20, 33, 40)
 
@@ -175,3 +175,21 @@ def test_failed_blocks_are_one_line(tmp_path, capsys):
     # Blocks 5 (the corrupt chunk), 6 and 7: a run stops at its first failure.
     assert err.startswith("bioimage-py: error: 3 blocks were not converted; the first error: ")
     assert "\n" not in err and "chunk [1, 0, 1]" in err and "corrupt" in err
+
+
+def test_convert_to_an_ome_zarr_pyramid(tmp_path, data):
+    create_array(tmp_path / "in.zarr", shape=data.shape, dtype=data.dtype,
+                 chunks=(16, 16, 16))[...] = data
+    done = run("convert", "in.zarr", "out.ome.zarr", "--ome", "--levels", "3", "--chunks", "16",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "levels s0, s1, s2" in done.stdout
+    full = open_source(tmp_path / "out.ome.zarr")
+    np.testing.assert_array_equal(full[...], data)
+    assert full.ome["levels"] == ["s0", "s1", "s2"]
+    assert open_source(tmp_path / "out.ome.zarr", "s2").shape == tuple(
+        -(-n // 4) for n in data.shape)
+    for extra, message in [(["--levels", "2"], "--levels needs --ome"),
+                           (["--ome", "--key", "raw"], "drop --key")]:
+        failed = run("convert", "in.zarr", "other.zarr", *extra, cwd=tmp_path)
+        assert failed.returncode == 1 and message in failed.stderr, failed.stderr

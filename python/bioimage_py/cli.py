@@ -89,8 +89,15 @@ def _parser() -> argparse.ArgumentParser:
                          "else the chunks)")
     convert.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                          help="threads or processes (default: the number of cores)")
-    convert.add_argument("--job-type", choices=("local", "subprocess", "dask"), default="local",
+    convert.add_argument("--job-type", choices=("local", "subprocess", "dask", "slurm"),
+                         default="local",
                          help="threads (default), worker processes, or a dask LocalCluster")
+    convert.add_argument("--ome", action="store_true",
+                         help="write an OME-Zarr image pyramid at DST's root (NGFF 0.5 with "
+                              "--zarr-format 3, 0.4 with 2)")
+    convert.add_argument("--levels", type=int, default=None,
+                         help="with --ome: the number of levels, full resolution included "
+                              "(default: until a level fits one chunk)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing DST array")
     convert.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     return parser
@@ -312,6 +319,11 @@ def _convert(args: argparse.Namespace, step: _Step) -> int:
     compression, level = _compression_option(args.compression)
     if args.workers < 1:
         raise CliError(f"--workers must be at least 1, got {args.workers}")
+    if args.levels is not None and not args.ome:
+        raise CliError("--levels needs --ome")
+    if args.ome:
+        return _convert_to_ome(args, step, source, src_path, dst_path, fmt, key, shards,
+                               compression, level)
 
     started = time.perf_counter()
     try:
@@ -336,6 +348,36 @@ def _convert(args: argparse.Namespace, step: _Step) -> int:
             f"{tuple(output.chunks)}{f', shards {tuple(output.shards)}' if output.shards else ''}"
             f", {_compression(output)}) in {time.perf_counter() - started:.1f} s"
         )
+    return 0
+
+
+def _convert_to_ome(
+    args: argparse.Namespace, step: _Step, source: Any, src_path: str, dst_path: str, fmt: str,
+    key: str, shards: tuple[int, ...] | None, compression: str | None, level: int | None,
+) -> int:
+    """``convert --ome``: an OME-Zarr pyramid at DST's root."""
+    from bioimage_py.ome_pyramid import write_ome_pyramid
+
+    if fmt != "zarr":
+        raise CliError(f"--ome writes OME-Zarr: DST must be a zarr store, not {fmt}")
+    if key:
+        raise CliError("--ome writes the image at DST's root; drop --key")
+    if args.levels is not None and args.levels < 1:
+        raise CliError(f"--levels must be at least 1, got {args.levels}")
+    started = time.perf_counter()
+    step(f"converting {args.src!r} to {args.dst!r}", args.src, src_path, args.dst, dst_path)
+    # --chunks only when given: the pyramid's defaults keep channel and time axes at 1.
+    output = write_ome_pyramid(
+        source, dst_path, levels=args.levels, zarr_format=args.zarr_format,
+        chunks=_shape_option(args.chunks, len(source.shape), "chunks"), shards=shards,
+        compression=compression, compression_level=level, overwrite=args.overwrite,
+        job_type=args.job_type, num_workers=args.workers,
+    )
+    if not args.quiet:
+        ome = output.ome or {}
+        print(f"converted {args.src} {tuple(source.shape)} {source.dtype} -> {args.dst} "
+              f"(OME-Zarr {ome.get('version')}, levels {', '.join(ome.get('levels', []))}) in "
+              f"{time.perf_counter() - started:.1f} s")
     return 0
 
 
