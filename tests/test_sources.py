@@ -806,3 +806,14 @@ def test_spec_sent_to_a_separate_process_writes_a_block(tmp_path, what):
     expected[1:3, 0:2, 0:3] = 4321
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "v3.zarr", path="group/data")[...],
                                   expected)
+
+
+def test_a_spec_with_a_creating_mode_reopens_without_truncating(tmp_path):
+    # bioimage-py 0.2 recorded the mode as given: its specs may say "w".
+    from bioimage_py import create_array
+
+    create_array(tmp_path / "w.zarr", shape=(4, 4), dtype="uint8", chunks=(2, 2))[...] = 7
+    spec = SourceSpec("file", str(tmp_path / "w.zarr"), "", {"format": "zarr", "mode": "w"})
+    reopened = from_spec(spec)
+    assert reopened.mode == "r+" and reopened.writable
+    assert int(reopened[...].sum()) == 7 * 16

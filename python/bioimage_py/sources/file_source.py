@@ -148,10 +148,16 @@ class FileSource(ArraySource):
 
     @staticmethod
     def reopen(spec: SourceSpec) -> FileSource:
-        """Open a ``"file"`` spec again with ``open_source`` and the recorded arguments."""
+        """Open a ``"file"`` spec again with ``open_source`` and the recorded arguments.
+
+        A creating mode (``"w"``, ``"w-"``, ``"x"``; bioimage-py 0.2 recorded modes as given)
+        reopens as ``"r+"``: reopening in a worker must never truncate what was written.
+        """
         params = dict(spec.params)
         format = params.pop("format", None)
         mode = params.pop("mode", "r")
+        if mode in _CREATING_MODES:
+            mode = "r+"
         return open_source(spec.path, spec.internal_path, format=format, mode=mode, **params)
 
     def _repr_fields(self) -> list[str]:
