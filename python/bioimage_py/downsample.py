@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bioimage_py.copy import copy
+from bioimage_py.runner.config import RunnerConfig
 from bioimage_py.sources import SourceLike, as_source
 from bioimage_py.util import downscale_shape
 from bioimage_py.wrapper.resize import ResizedSource
@@ -28,7 +29,7 @@ def downsample(
     anti_aliasing: bool = False,
     block_shape: Sequence[int] | None = None,
     job_type: str = "local",
-    job_config: dict[str, Any] | None = None,
+    job_config: RunnerConfig | dict[str, Any] | None = None,
     num_workers: int = 1,
     mask: SourceLike | None = None,
     block_ids: Iterable[int] | None = None,
@@ -51,8 +52,8 @@ def downsample(
         job_type, job_config, num_workers: where the blocks run, as for ``copy``.
         mask: only output voxels where it is nonzero are written; the output's shape.
         block_ids: process only these blocks (output space), e.g. those of a failed run.
-        resume_from: the job folder of a failed distributed run to finish; exclusive with
-            ``block_ids``.
+        resume_from: the ``tmp_folder`` of a ``RunnerError`` of the same call: finish it,
+            running only the blocks not done; exclusive with ``block_ids``.
 
     Returns:
         The output: ``output`` as given, or the new numpy array.
@@ -66,11 +67,10 @@ def downsample(
     factors = _factors(scale_factor, source.ndim)
     target_shape = downscale_shape(source.shape, factors)
     resized = ResizedSource(source, target_shape, order=order, anti_aliasing=anti_aliasing)
-    # copy takes resume_from once the runner supports it; pass it only when it is used.
-    rerun = {} if resume_from is None else {"resume_from": resume_from}
     return copy(
         resized, output, block_shape=block_shape, job_type=job_type, job_config=job_config,
-        num_workers=num_workers, mask=mask, block_ids=block_ids, **rerun,
+        num_workers=num_workers, mask=mask, block_ids=block_ids, resume_from=resume_from,
+        name="downsample",
     )
 
 
