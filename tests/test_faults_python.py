@@ -279,6 +279,17 @@ def test_mrc_bad_header_is_valueerror_naming_it(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_mrc_large_regions_read_flipped_in_pieces(tmp_path):
+    data = volume(shape=(40, 130, 120), dtype="int16")  # 1.2 MB: read in pieces of 1 MiB
+    path = tmp_path / "big.mrc"
+    write_file("mrc", path, data)
+    src = open_source(path)
+    flipped = np.flip(data, axis=-2)
+    for roi in (np.s_[...], np.s_[3:39, 5:129, 1:119], np.s_[::1, 64], np.s_[17]):
+        np.testing.assert_array_equal(src[roi], flipped[roi])
+    np.testing.assert_array_equal(open_source(path, flip_y=False)[2:38], data[2:38])
+
+
 def test_mrc_close_after_truncation_does_not_crash(tmp_path):
     path = tmp_path / "v.mrc"
     write_file("mrc", path, volume(dtype="int16"))
