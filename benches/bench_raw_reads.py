@@ -28,9 +28,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
-
 import bioimage_py as bp  # noqa: E402
+import harness  # noqa: E402
 from bioimage_py.io.reader_array import ReaderArray  # noqa: E402
 from bioimage_py.sources import ArraySource  # noqa: E402
 

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bioimage_py
 import h5py
 import mrcfile
 import numpy as np
@@ -37,14 +38,12 @@ import pytest
 import tifffile
 import z5py
 import zarr
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import bioimage_py
 from bioimage_py import _core, cli, create_array, open_source
 from bioimage_py.io import hierarchy
 from bioimage_py.io.metadata_json import read_json_object
 from bioimage_py.io.raw_file import RawFileData, _run_axis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 TIMEOUT = 120  # seconds a child process may take before the test calls it a hang
 DEEP = 100_000  # nesting levels of the deep-JSON cases
@@ -60,7 +59,8 @@ def child(code: str, *, memory_mb: int | None = None,
     """Run ``code`` in a fresh interpreter (address space capped at ``memory_mb``)."""
     prelude = "import resource\n"
     if memory_mb:
-        prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({memory_mb} << 20, {memory_mb} << 20))\n"
+        limit = memory_mb << 20
+        prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                           capture_output=True, text=True, timeout=timeout)
 

@@ -22,8 +22,8 @@ bioimage-py 0.2 and elf present MRC data, so that code written for them reads th
 at the top: flipped, an image looks in napari or matplotlib as it does in IMOD.) Pass
 ``flip_y=False`` to ``open_source`` for the rows in file order, as ``mrcfile.open(...).data``
 gives them; the choice is recorded in the spec. Opening copies nothing; a region read reads the
-region's rows in file order and returns them flipped, as without the flip. (0.2 flipped the first axis of a 4D stack of volumes instead of y; here y is
-flipped for every number of axes.)
+region's rows in file order and returns them flipped. (0.2 flipped the first axis of a 4D stack
+of volumes instead of y; here y is flipped for every number of axes.)
 
 So a volume is presented ``(z, y, x)`` as the rest of ``bioimage_py`` indexes, and a slab along
 the first axis is one contiguous range of the file. Data in a big-endian file is presented in
@@ -53,7 +53,7 @@ class MrcArray(ReaderArray):
     """The data of an open MRC file, read lazily region by region.
 
     ``arr[index]`` takes numpy basic indexing (``bioimage_py`` sources pass a tuple of step-1
-    slices) and returns a new numpy array, never a view into the file's memory, so results stay valid
+    slices) and returns a new numpy array, never a view of the file's memory, so results stay valid
     after ``close()``. ``chunks`` is ``None``: the file is one contiguous C-ordered block.
     """
 
