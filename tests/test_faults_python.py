@@ -927,41 +927,55 @@ def test_cli_unexpected_errors_are_one_line_naming_the_files(tmp_path, capsys, m
 # --- (10) HDF5 writers killed mid-write --------------------------------------------------------
 
 _KILLED_WRITER = """
-    import sys
+    import os, sys, time
     from bioimage_py import copy, open_source
-    h5, src_path, tmp_root = sys.argv[1:4]
-    src, out = open_source(src_path), open_source(h5, "data", mode="r+")
-    while True:  # rewrite every chunk over and over until killed
-        copy(src, out, block_shape=(16, 16, 16), job_config={"tmp_root": tmp_root},
-             progress=False)
+    from bioimage_py.wrapper import SimpleTransformationSource
+    h5, src_path, tmp_root, marker = sys.argv[1:5]
+    calls = 0
+
+    def paced(block):
+        # Block 32 tells the parent to kill; from block 40 on the run waits to be killed, so
+        # the kill lands while blocks 32-39 are read, written and recorded.
+        global calls
+        calls += 1
+        if calls == 32:
+            open(marker, "w").close()
+        if calls >= 40:
+            time.sleep(3600)
+        return block
+
+    src = SimpleTransformationSource(open_source(src_path), paced)
+    out = open_source(h5, "data", mode="r+")
+    copy(src, out, block_shape=(16, 16, 16), job_config={"tmp_root": tmp_root}, progress=False)
 """
 
 
 @pytest.mark.parametrize("rerun", ["resume_from", "block_ids"])
 def test_hdf5_writer_killed_mid_write_is_restored_by_a_rerun(tmp_path, rerun):
     shape, blocks = (64, 64, 64), 64
-    old = np.zeros(shape, "uint16")
     new = volume(shape=shape, seed=3)
     create_array(tmp_path / "new.zarr", shape=shape, dtype="uint16", chunks=(16, 16, 16))[...] = new
     out = create_array(tmp_path / "out.h5", "data", shape=shape, dtype="uint16",
                        chunks=(16, 16, 16))
-    out[...] = old  # every chunk exists: the killed run rewrites them
+    out[...] = 7  # every chunk exists: the killed run rewrites them
     del out
-    jobs = tmp_path / "jobs"
+    jobs, marker = tmp_path / "jobs", tmp_path / "kill-now"
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_KILLED_WRITER), str(tmp_path / "out.h5"),
-         str(tmp_path / "new.zarr"), str(jobs)],
+         str(tmp_path / "new.zarr"), str(jobs), str(marker)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + TIMEOUT
-        while _blocks_done(jobs) < blocks // 2:  # kill it half-way through its first pass
+        while not marker.exists():
             assert writer.poll() is None, writer.stderr.read()
             assert time.monotonic() < deadline, "the writer made no progress"
-            time.sleep(0.002)
+            time.sleep(0.001)
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
     assert writer.returncode == -signal.SIGKILL
+    with h5py.File(tmp_path / "out.h5", "r") as f:  # h5py still opens what the kill left
+        assert f["data"].shape == shape
     src = open_source(tmp_path / "new.zarr")
     out = open_source(tmp_path / "out.h5", "data", mode="r+")
     if rerun == "resume_from":
@@ -973,8 +987,3 @@ def test_hdf5_writer_killed_mid_write_is_restored_by_a_rerun(tmp_path, rerun):
     del out
     with h5py.File(tmp_path / "out.h5", "r") as f:
         np.testing.assert_array_equal(f["data"][...], new)
-
-
-def _blocks_done(jobs: Path) -> int:
-    return sum(Path(log).read_text().count("\n")
-               for log in glob.glob(str(jobs / "*" / "progress" / "*.log")))
