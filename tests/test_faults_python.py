@@ -48,10 +48,6 @@ from hypothesis import strategies as st
 TIMEOUT = 120  # seconds a child process may take before the test calls it a hang
 DEEP = 100_000  # nesting levels of the deep-JSON cases
 RUST_METADATA = "Rust metadata parsing: issue 12 Rust part"
-NATIVE_PY = (
-    "io/native.py reads metadata with json.loads / read_text (UnicodeDecodeError, RecursionError):"
-    " issue 12, the change to native._read_json is in the P12 report"
-)
 
 
 def child(code: str, *, memory_mb: int | None = None,
@@ -721,19 +717,12 @@ def metadata_cases() -> list[Any]:
 
 
 # The cases that fail today, and why (strict: a fix makes the marker fail, so it is removed).
-_PYTHON_BLOCKED = {"non-utf8-bytes", "non-utf8-in-attributes", "deep-whole-file", "deep-shape"}
 _DEEP_ATTRIBUTES = {"deep-list-in-attributes", "deep-object-in-attributes"}
 
 
 def known_failure(fmt: str, case: str, layout: str) -> str | None:
-    if case in _DEEP_ATTRIBUTES:
-        return f"{RUST_METADATA}; and {NATIVE_PY}"
-    if case == "zattrs-deep":
+    if case in _DEEP_ATTRIBUTES or case == "zattrs-deep":
         return RUST_METADATA
-    if fmt != "zarr2" and case in _PYTHON_BLOCKED and layout != "listed":
-        return NATIVE_PY
-    if fmt == "zarr3" and case == "deep-shape":  # listed by node_type, opened by native.py
-        return NATIVE_PY
     return None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bioimage_py import _core
+from bioimage_py.io.metadata_json import node_kind
 
 __all__ = [
     "NativeContainer",
@@ -26,39 +27,18 @@ N5_VERSION = "4.0.0"
 
 
 def is_native_array_dir(path: str | os.PathLike[str], format: str) -> bool:
-    """Whether ``path`` holds array metadata of ``format`` (not a group, not nothing)."""
-    path = Path(path)
-    if format == "zarr":
-        if (path / ".zarray").is_file():
-            return True
-        return _read_json(path / "zarr.json").get("node_type") == "array"
-    return "dimensions" in _read_json(path / "attributes.json")
+    """Whether ``path`` holds array metadata of ``format`` (not a group, not nothing).
+
+    Raises:
+        ValueError: damaged metadata (bad bytes, bad JSON, an unknown ``node_type``), naming
+            the file.
+    """
+    return node_kind(path, format) == "array"
 
 
 def _is_container_root(path: Path, format: str) -> bool:
     names = ("zarr.json", ".zgroup", ".zarray") if format == "zarr" else ("attributes.json",)
     return any((path / name).is_file() for name in names)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A metadata file's JSON object; ``{}`` when the file does not exist.
-
-    Raises:
-        ValueError: the file exists but is not a JSON object (naming the file).
-    """
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    except IsADirectoryError:
-        raise ValueError(f"{str(path)!r} is a folder, not a metadata file") from None
-    try:
-        value = json.loads(text)
-    except ValueError as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{str(path)!r} does not hold a JSON object: {text[:80]!r}")
-    return value
 
 
 def check_native_options(chunk_cache_bytes: int, missing_chunks: str) -> None:
