@@ -90,8 +90,16 @@ class NativeContainer:
         )
 
     def list_arrays(self) -> list[str]:
-        """The keys of every array in the container, sorted."""
-        return self._list(self.path)
+        """The keys of every array in the container, sorted.
+
+        Local containers are walked by ``hierarchy.walk_native_arrays``, which ends on symlink
+        cycles and is bounded (``ValueError`` beyond its limits).
+        """
+        if "://" in self.path:
+            return self._list(self.path)
+        from bioimage_py.io.hierarchy import walk_native_arrays  # hierarchy imports this module
+
+        return walk_native_arrays(self.path, self.format)
 
     def __getitem__(self, key: str) -> Any:
         """The array at ``key``, or the group there as a ``NativeContainer``; ``KeyError`` if
