@@ -189,15 +189,33 @@ impl Blocking {
     /// Block `block_id` with `halo` voxels of context on each side of each axis; the outer block
     /// is clipped to the array (not to the roi: context outside the roi is still data).
     pub fn block_with_halo(&self, block_id: u64, halo: &[u64]) -> Result<BlockWithHalo> {
-        check_ndim("halo", halo, "shape", &self.shape)?;
-        let inner_block = self.block(block_id)?;
+        self.add_halo(&self.block(block_id)?, halo, halo)
+    }
+
+    /// `inner_block` (any block of the array) grown by `halo_begin` below and `halo_end` above
+    /// on each axis, the outer block clipped to the array.
+    pub fn add_halo(
+        &self,
+        inner_block: &Block,
+        halo_begin: &[u64],
+        halo_end: &[u64],
+    ) -> Result<BlockWithHalo> {
+        check_ndim("halo", halo_begin, "shape", &self.shape)?;
+        check_ndim("halo_end", halo_end, "shape", &self.shape)?;
+        check_ndim("block", &inner_block.begin, "shape", &self.shape)?;
+        if (0..self.ndim()).any(|a| inner_block.end[a] > self.shape[a]) {
+            return Err(Error::InvalidArgument(format!(
+                "block {:?}..{:?} is not inside the array of shape {:?}",
+                inner_block.begin, inner_block.end, self.shape
+            )));
+        }
         let outer_begin: Vec<u64> = (0..self.ndim())
-            .map(|a| inner_block.begin[a].saturating_sub(halo[a]))
+            .map(|a| inner_block.begin[a].saturating_sub(halo_begin[a]))
             .collect();
         let outer_end: Vec<u64> = (0..self.ndim())
             .map(|a| {
                 inner_block.end[a]
-                    .saturating_add(halo[a])
+                    .saturating_add(halo_end[a])
                     .min(self.shape[a])
             })
             .collect();
@@ -209,9 +227,60 @@ impl Blocking {
             .collect();
         Ok(BlockWithHalo {
             outer_block: Block::from_bounds(outer_begin, outer_end),
-            inner_block,
+            inner_block: inner_block.clone(),
             inner_block_local: Block::from_bounds(local_begin, local_end),
         })
+    }
+
+    /// Id of the block holding the voxel at `coordinates` (inside the roi).
+    pub fn block_id_at(&self, coordinates: &[u64]) -> Result<u64> {
+        check_ndim("coordinates", coordinates, "shape", &self.shape)?;
+        let mut position = Vec::with_capacity(self.ndim());
+        for axis in 0..self.ndim() {
+            let c = coordinates[axis];
+            if c < self.roi_begin[axis] || c >= self.roi_end[axis] {
+                return Err(Error::InvalidArgument(format!(
+                    "coordinates {coordinates:?} are outside the blocked region {:?}..{:?}",
+                    self.roi_begin, self.roi_end
+                )));
+            }
+            position.push((c - self.roi_begin[axis]) / self.block_shape[axis]);
+        }
+        Ok(self.id_of(&position))
+    }
+
+    /// Ids (ascending) of the blocks lying entirely inside `begin..end`.
+    pub fn block_ids_inside_region(&self, begin: &[u64], end: &[u64]) -> Result<Vec<u64>> {
+        let mut ids = self.block_ids_in_region(begin, end)?;
+        ids.retain(|&id| {
+            let position: Vec<u64> = self.block_grid_position(id).unwrap_or_default();
+            let block = self.block_at(&position);
+            (0..self.ndim()).all(|a| block.begin[a] >= begin[a] && block.end[a] <= end[a])
+        });
+        Ok(ids)
+    }
+
+    /// The id of the block next to `block_id` along `axis` (below it with `lower`), if any.
+    pub fn neighbor_id(&self, block_id: u64, axis: usize, lower: bool) -> Result<Option<u64>> {
+        let mut position = self.block_grid_position(block_id)?;
+        if axis >= self.ndim() {
+            return Err(Error::InvalidArgument(format!(
+                "axis {axis} is out of range for a blocking of {} axes",
+                self.ndim()
+            )));
+        }
+        if lower {
+            if position[axis] == 0 {
+                return Ok(None);
+            }
+            position[axis] -= 1;
+        } else {
+            if position[axis] + 1 >= self.blocks_per_axis[axis] {
+                return Ok(None);
+            }
+            position[axis] += 1;
+        }
+        Ok(Some(self.id_of(&position)))
     }
 
     /// Ids (ascending) of the blocks that intersect `begin..end`. The region may extend beyond
@@ -824,5 +893,45 @@ mod tests {
         assert!(m.contains("[4, 4, 4]"), "{m}");
         let m = message(Block::new(vec![3], vec![2]));
         assert!(m.contains("[3]") && m.contains("[2]"), "{m}");
+    }
+
+    #[test]
+    fn asymmetric_halos_coordinates_neighbors_and_blocks_inside_a_region() {
+        // A 10x12 array in 4x4 blocks: a 3x3 grid, the last row and column clipped.
+        let blocking = Blocking::new(vec![10, 12], vec![4, 4]).unwrap();
+        let halo = blocking
+            .add_halo(&blocking.block(4).unwrap(), &[1, 1], &[2, 2])
+            .unwrap();
+        assert_eq!(halo.outer_block.begin, vec![3, 3]);
+        assert_eq!(halo.outer_block.end, vec![10, 10]);
+        assert_eq!(halo.inner_block_local.begin, vec![1, 1]);
+        assert_eq!(
+            blocking.block_with_halo(4, &[1, 1]).unwrap(),
+            blocking
+                .add_halo(&blocking.block(4).unwrap(), &[1, 1], &[1, 1])
+                .unwrap()
+        );
+        assert_eq!(blocking.block_id_at(&[5, 9]).unwrap(), 5);
+        assert_eq!(blocking.block_id_at(&[9, 11]).unwrap(), 8);
+        assert!(blocking.block_id_at(&[10, 0]).is_err());
+        assert_eq!(blocking.neighbor_id(0, 0, false).unwrap(), Some(3));
+        assert_eq!(blocking.neighbor_id(0, 0, true).unwrap(), None);
+        assert_eq!(blocking.neighbor_id(8, 1, false).unwrap(), None);
+        assert!(blocking.neighbor_id(0, 2, false).is_err());
+        assert_eq!(
+            blocking.block_ids_inside_region(&[0, 0], &[8, 8]).unwrap(),
+            vec![0, 1, 3, 4]
+        );
+        assert_eq!(
+            blocking.block_ids_inside_region(&[1, 1], &[9, 9]).unwrap(),
+            vec![4]
+        );
+        // Clipped edge blocks count as inside a region reaching the array's end.
+        assert_eq!(
+            blocking
+                .block_ids_inside_region(&[8, 8], &[10, 12])
+                .unwrap(),
+            vec![8]
+        );
     }
 }

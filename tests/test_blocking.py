@@ -360,3 +360,43 @@ def test_method_errors() -> None:
         Blocking("ab", [1])
     with pytest.raises(TypeError):
         blocks_align_with_chunks("not a blocking", [1])  # type: ignore[arg-type]
+
+
+# --- what 0.2 users call on bioimage-cpp's Blocking (util.get_blocking returns ours) ------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 23), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_the_methods_of_bioimage_cpps_blocking_give_its_results(shape, data):
+    bic = pytest.importorskip("bioimage_cpp")
+    ndim = len(shape)
+    block_shape = data.draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim))
+    ours = Blocking(shape, block_shape)
+    theirs = bic.utils.Blocking([0] * ndim, shape, block_shape)
+    assert ours.ndim == theirs.ndim == ours.get_block(0).ndim
+    voxel = [data.draw(st.integers(0, n - 1)) for n in shape]
+    assert ours.coordinates_to_block_id(voxel) == theirs.coordinates_to_block_id(voxel)
+    begin = [data.draw(st.integers(0, n)) for n in shape]
+    end = [data.draw(st.integers(b, n + 3)) for b, n in zip(begin, shape)]
+    assert ours.get_block_ids_in_bounding_box(begin, end) == list(
+        theirs.get_block_ids_in_bounding_box(begin, end))
+    if all(b < e for b, e in zip(begin, end)):
+        assert ours.get_block_ids_overlapping_bounding_box(begin, end) == list(
+            theirs.get_block_ids_overlapping_bounding_box(begin, end))
+    block_id = data.draw(st.integers(0, ours.number_of_blocks - 1))
+    for axis in range(ndim):
+        for lower in (False, True):
+            assert ours.get_neighbor_id(block_id, axis, lower) == theirs.get_neighbor_id(
+                block_id, axis, lower)
+    halo_begin = data.draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim))
+    halo_end = data.draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim))
+    for a, b in [(ours.get_block_with_halo(block_id, halo_begin, halo_end),
+                  theirs.get_block_with_halo(block_id, halo_begin, halo_end)),
+                 (ours.add_halo(ours.get_block(block_id), halo_begin, halo_end),
+                  theirs.add_halo(theirs.get_block(block_id), halo_begin, halo_end))]:
+        for name in ("outer_block", "inner_block", "inner_block_local"):
+            assert list(getattr(a, name).begin) == list(getattr(b, name).begin)
+            assert list(getattr(a, name).end) == list(getattr(b, name).end)

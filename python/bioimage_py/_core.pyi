@@ -62,6 +62,9 @@ class Block:
     @property
     def shape(self) -> list[int]:
         """Extent per axis, ``end - begin``."""
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -154,8 +157,11 @@ class Blocking:
         Raises:
             ValueError: ``block_id`` is negative or ``>= number_of_blocks``.
         """
-    def get_block_with_halo(self, block_id: int, halo: Sequence[int]) -> BlockWithHalo:
-        """Block ``block_id`` with ``halo[axis]`` voxels of context on both sides of each axis.
+    def get_block_with_halo(
+        self, block_id: int, halo: Sequence[int], halo_end: Sequence[int] | None = None
+    ) -> BlockWithHalo:
+        """Block ``block_id`` with ``halo[axis]`` voxels of context on both sides of each axis
+        (with ``halo_end``: ``halo`` below and ``halo_end`` above, as bioimage-cpp's).
 
         The outer block is clipped to the array (context outside the roi is still read); a halo
         larger than the array is fine.
@@ -163,6 +169,33 @@ class Blocking:
         Raises:
             ValueError: ``block_id`` out of range, or ``halo`` of the wrong length or negative.
         """
+    def add_halo(
+        self, inner_block: Block, halo: Sequence[int], halo_end: Sequence[int] | None = None
+    ) -> BlockWithHalo:
+        """Any block of the array grown by a halo, as ``get_block_with_halo`` grows its blocks.
+
+        Raises:
+            ValueError: a block outside the array, or a halo of the wrong length or negative.
+        """
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+    def coordinates_to_block_id(self, coordinates: Sequence[int]) -> int:
+        """Id of the block holding the voxel at ``coordinates``.
+
+        Raises:
+            ValueError: coordinates of the wrong length or outside the roi.
+        """
+    def get_block_ids_in_bounding_box(
+        self, begin: Sequence[int], end: Sequence[int]
+    ) -> list[int]:
+        """Ids (ascending) of the blocks lying entirely inside the region ``begin:end``."""
+    def get_block_ids_overlapping_bounding_box(
+        self, begin: Sequence[int], end: Sequence[int]
+    ) -> list[int]:
+        """Ids (ascending) of the blocks that intersect ``begin:end`` (``get_block_ids_in_region``)."""
+    def get_neighbor_id(self, block_id: int, axis: int, lower: bool) -> int:
+        """Id of the block next to ``block_id`` along ``axis`` (below it with ``lower``), or -1."""
     def get_block_ids_in_region(self, begin: Sequence[int], end: Sequence[int]) -> list[int]:
         """Ids (ascending) of the blocks that intersect the region ``begin:end``.
 

@@ -162,20 +162,88 @@ impl PyBlocking {
         Ok(PyBlock { inner })
     }
 
-    /// Block `block_id` grown by `halo` on each side and clipped to the array.
+    /// Block `block_id` grown by `halo` on each side (or by `halo` below and `halo_end` above)
+    /// and clipped to the array.
+    #[pyo3(signature = (block_id, halo, halo_end=None))]
     fn get_block_with_halo(
         &self,
         py: Python<'_>,
         block_id: i64,
         halo: Vec<i64>,
+        halo_end: Option<Vec<i64>>,
     ) -> PyResult<PyBlockWithHalo> {
         let id = self.checked_id(py, block_id)?;
-        let halo = coordinates("halo", &halo)?;
-        let inner = self
+        let block = self.inner.block(id).map_err(|e| to_py_err(py, e))?;
+        self.halo_around(py, &block, &halo, halo_end.as_deref())
+    }
+
+    /// `inner_block` grown by `halo` on each side (or by `halo` below and `halo_end` above)
+    /// and clipped to the array.
+    #[pyo3(signature = (inner_block, halo, halo_end=None))]
+    fn add_halo(
+        &self,
+        py: Python<'_>,
+        inner_block: PyRef<'_, PyBlock>,
+        halo: Vec<i64>,
+        halo_end: Option<Vec<i64>>,
+    ) -> PyResult<PyBlockWithHalo> {
+        self.halo_around(py, &inner_block.inner, &halo, halo_end.as_deref())
+    }
+
+    /// Number of axes.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
+    }
+
+    /// Id of the block holding the voxel at `coordinates`.
+    fn coordinates_to_block_id(&self, py: Python<'_>, coordinates: Vec<i64>) -> PyResult<u64> {
+        let coordinates = self::coordinates("coordinates", &coordinates)?;
+        self.inner
+            .block_id_at(&coordinates)
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Ids (ascending) of the blocks lying entirely inside the region `begin:end`.
+    fn get_block_ids_in_bounding_box(
+        &self,
+        py: Python<'_>,
+        begin: Vec<i64>,
+        end: Vec<i64>,
+    ) -> PyResult<Vec<u64>> {
+        let begin = coordinates("region begin", &begin)?;
+        let end = coordinates("region end", &end)?;
+        self.inner
+            .block_ids_inside_region(&begin, &end)
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Ids (ascending) of the blocks that intersect the region `begin:end` (as
+    /// `get_block_ids_in_region`).
+    fn get_block_ids_overlapping_bounding_box(
+        &self,
+        py: Python<'_>,
+        begin: Vec<i64>,
+        end: Vec<i64>,
+    ) -> PyResult<Vec<u64>> {
+        self.get_block_ids_in_region(py, begin, end)
+    }
+
+    /// The id of the block next to `block_id` along `axis` (below it with `lower`), or -1.
+    fn get_neighbor_id(
+        &self,
+        py: Python<'_>,
+        block_id: i64,
+        axis: usize,
+        lower: bool,
+    ) -> PyResult<i64> {
+        let id = self.checked_id(py, block_id)?;
+        let neighbor = self
             .inner
-            .block_with_halo(id, &halo)
+            .neighbor_id(id, axis, lower)
             .map_err(|e| to_py_err(py, e))?;
-        Ok(PyBlockWithHalo { inner })
+        // Block ids fit an i64: their count is bounded by the product of Python-given sizes.
+        Ok(neighbor.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)))
     }
 
     /// Ids (ascending) of the blocks that intersect the region `begin:end`.
@@ -194,6 +262,26 @@ impl PyBlocking {
 }
 
 impl PyBlocking {
+    /// `block` grown by `halo` below and `halo_end` (default `halo`) above, as a Python object.
+    fn halo_around(
+        &self,
+        py: Python<'_>,
+        block: &Block,
+        halo: &[i64],
+        halo_end: Option<&[i64]>,
+    ) -> PyResult<PyBlockWithHalo> {
+        let halo_begin = coordinates("halo", halo)?;
+        let halo_end = match halo_end {
+            Some(end) => coordinates("halo_end", end)?,
+            None => halo_begin.clone(),
+        };
+        let inner = self
+            .inner
+            .add_halo(block, &halo_begin, &halo_end)
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(PyBlockWithHalo { inner })
+    }
+
     /// A Python block id as the core's `u64`; negative ids get the core's out-of-range message.
     fn checked_id(&self, py: Python<'_>, block_id: i64) -> PyResult<u64> {
         u64::try_from(block_id).map_err(|_| {
@@ -270,6 +358,12 @@ impl PyBlock {
     #[getter]
     fn shape(&self) -> Vec<u64> {
         self.inner.shape.clone()
+    }
+
+    /// Number of axes.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
     }
 
     fn __repr__(&self) -> String {
