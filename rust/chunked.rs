@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::buffer;
 use crate::chunk_cache::ChunkCache;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::thread_pool::thread_pool;
+use crate::thread_pool;
 
 /// A chunked array on some storage. Implementations must be safe to call from many threads.
 pub trait ChunkedArray: Send + Sync {
@@ -76,6 +77,21 @@ impl ChunkSelection {
     }
 }
 
+/// The longest axis an array may have: numpy indexes with `isize`, so a longer axis could not
+/// be indexed exactly (slice bounds would saturate below its end).
+pub const MAX_AXIS_LEN: u64 = i64::MAX as u64;
+
+/// Checks an array shape from metadata (or a shape to create); `Err` is the reason it cannot
+/// be used.
+pub fn check_shape(shape: &[u64]) -> std::result::Result<(), String> {
+    match shape.iter().position(|&n| n > MAX_AXIS_LEN) {
+        Some(axis) => Err(format!(
+            "axis {axis} of shape {shape:?} is longer than 2**63 - 1, the longest numpy can index"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks that `region` lies inside `shape`.
 pub fn check_region(region: &[Range<u64>], shape: &[u64], what: &dyn Fn() -> String) -> Result<()> {
     if region.len() != shape.len() {
@@ -123,69 +139,167 @@ pub fn chunk_region(
             describe()
         )));
     }
+    // `c * size < n` inside the grid; the chunk's end may pass `u64::MAX` before clipping.
     Ok(chunk
         .iter()
         .zip(chunk_shape)
         .zip(shape)
-        .map(|((&c, &size), &n)| c * size..((c + 1) * size).min(n))
+        .map(|((&c, &size), &n)| c * size..(c * size).saturating_add(size).min(n))
         .collect())
 }
 
-/// The chunks a region touches, in C order of their grid coordinates.
-pub fn chunk_selections(
-    region: &[Range<u64>],
-    shape: &[u64],
-    chunk_shape: &[u64],
-) -> Vec<ChunkSelection> {
-    if region.iter().any(|r| r.start >= r.end) {
-        return Vec::new();
-    }
-    let grid_ranges: Vec<Range<u64>> = region
-        .iter()
-        .zip(chunk_shape)
-        .map(|(r, &c)| r.start / c..(r.end - 1) / c + 1)
-        .collect();
-    let mut selections = Vec::new();
-    let mut coords: Vec<u64> = grid_ranges.iter().map(|r| r.start).collect();
-    loop {
-        let mut selection = ChunkSelection {
-            chunk_coords: coords.clone(),
-            chunk_region: Vec::with_capacity(coords.len()),
-            chunk_selection: Vec::with_capacity(coords.len()),
-            out_selection: Vec::with_capacity(coords.len()),
+/// The chunks a region touches, in C order of their grid coordinates, computed one at a time:
+/// a region of many small chunks needs no selection per chunk in memory at once.
+#[derive(Clone, Debug)]
+pub struct RegionChunks<'a> {
+    region: &'a [Range<u64>],
+    shape: &'a [u64],
+    chunk_shape: &'a [u64],
+    /// The grid coordinates touched, per axis.
+    grid: Vec<Range<u64>>,
+    len: usize,
+}
+
+impl<'a> RegionChunks<'a> {
+    /// The chunks of an array of `shape` (chunks of `chunk_shape`) that `region` touches; the
+    /// region must lie inside the array. An error when there are more than fit a `usize`.
+    pub fn new(region: &'a [Range<u64>], shape: &'a [u64], chunk_shape: &'a [u64]) -> Result<Self> {
+        let empty = region.iter().any(|r| r.start >= r.end);
+        let grid: Vec<Range<u64>> = if empty {
+            Vec::new()
+        } else {
+            region
+                .iter()
+                .zip(chunk_shape)
+                .map(|(r, &c)| r.start / c..(r.end - 1) / c + 1)
+                .collect()
         };
-        for axis in 0..coords.len() {
-            let begin = coords[axis] * chunk_shape[axis];
-            let end = (begin + chunk_shape[axis]).min(shape[axis]);
-            let touched = region[axis].start.max(begin)..region[axis].end.min(end);
+        let len = if empty {
+            0
+        } else {
+            grid.iter()
+                .try_fold(1usize, |n, r| {
+                    usize::try_from(r.end - r.start)
+                        .ok()
+                        .and_then(|k| n.checked_mul(k))
+                })
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "region {region:?} touches more chunks of shape {chunk_shape:?} than \
+                         can be counted"
+                    ))
+                })?
+        };
+        Ok(RegionChunks {
+            region,
+            shape,
+            chunk_shape,
+            grid,
+            len,
+        })
+    }
+
+    /// Number of chunks touched.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the region covers every chunk it touches completely (so reading it shares no
+    /// chunk with a neighbouring read of the same grid).
+    pub fn all_complete(&self) -> bool {
+        (0..self.region.len()).all(|axis| {
+            let (r, c) = (&self.region[axis], self.chunk_shape[axis]);
+            r.start % c == 0 && (r.end % c == 0 || r.end == self.shape[axis])
+        })
+    }
+
+    /// The grid coordinates of the `index`-th chunk touched (C order, last axis fastest).
+    pub fn coords(&self, index: usize) -> Vec<u64> {
+        let mut rest = index as u64;
+        let mut coords = vec![0; self.grid.len()];
+        for axis in (0..self.grid.len()).rev() {
+            let n = self.grid[axis].end - self.grid[axis].start;
+            coords[axis] = self.grid[axis].start + rest % n;
+            rest /= n;
+        }
+        coords
+    }
+
+    /// The `index`-th chunk touched.
+    pub fn get(&self, index: usize) -> ChunkSelection {
+        let chunk_coords = self.coords(index);
+        let ndim = chunk_coords.len();
+        let mut selection = ChunkSelection {
+            chunk_region: Vec::with_capacity(ndim),
+            chunk_selection: Vec::with_capacity(ndim),
+            out_selection: Vec::with_capacity(ndim),
+            chunk_coords,
+        };
+        for axis in 0..ndim {
+            // Inside the grid: `begin < shape`, while `begin + chunk` may pass `u64::MAX`.
+            let begin = selection.chunk_coords[axis] * self.chunk_shape[axis];
+            let end = begin
+                .saturating_add(self.chunk_shape[axis])
+                .min(self.shape[axis]);
+            let region = &self.region[axis];
+            let touched = region.start.max(begin)..region.end.min(end);
             selection.chunk_region.push(begin..end);
             selection
                 .chunk_selection
                 .push(touched.start - begin..touched.end - begin);
             selection
                 .out_selection
-                .push(touched.start - region[axis].start..touched.end - region[axis].start);
+                .push(touched.start - region.start..touched.end - region.start);
         }
-        selections.push(selection);
-        // Advance the grid coordinates like an odometer, last axis fastest.
-        let mut axis = coords.len();
-        loop {
-            if axis == 0 {
-                return selections;
-            }
-            axis -= 1;
-            coords[axis] += 1;
-            if coords[axis] < grid_ranges[axis].end {
-                break;
-            }
-            coords[axis] = grid_ranges[axis].start;
+        selection
+    }
+
+    /// The chunks touched, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ChunkSelection> + '_ {
+        (0..self.len).map(|index| self.get(index))
+    }
+
+    /// Runs `f` on every chunk touched, in parallel on the process's pool when there are
+    /// several; stops at the first error.
+    pub fn try_for_each(&self, f: impl Fn(&ChunkSelection) -> Result<()> + Sync) -> Result<()> {
+        match self.len {
+            0 => Ok(()),
+            1 => f(&self.get(0)),
+            n => thread_pool::install(|| {
+                (0..n)
+                    .into_par_iter()
+                    .try_for_each(|index| f(&self.get(index)))
+            })?,
         }
     }
 }
 
-/// Number of elements of a region.
+/// The chunks a region touches, in C order of their grid coordinates (all at once: for small
+/// regions; see [`RegionChunks`]). The region must lie inside the array.
+pub fn chunk_selections(
+    region: &[Range<u64>],
+    shape: &[u64],
+    chunk_shape: &[u64],
+) -> Vec<ChunkSelection> {
+    RegionChunks::new(region, shape, chunk_shape)
+        .map(|chunks| chunks.iter().collect())
+        .unwrap_or_default()
+}
+
+/// Number of elements of a region (`usize::MAX` when that does not fit: no buffer is that
+/// long, so comparing a buffer's length with it fails as it should).
 pub fn region_len(region: &[Range<u64>]) -> usize {
-    region.iter().map(|r| (r.end - r.start) as usize).product()
+    region_bytes(region, 1)
+}
+
+/// Bytes of a region of elements of `itemsize` bytes (`usize::MAX` when that does not fit).
+pub fn region_bytes(region: &[Range<u64>], itemsize: usize) -> usize {
+    let shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
+    buffer::byte_len(&shape, itemsize).unwrap_or(usize::MAX)
 }
 
 fn region_shape(region: &[Range<u64>]) -> Vec<u64> {
@@ -262,6 +376,58 @@ pub unsafe fn copy_box(
     }
 }
 
+/// Fills the box `dst_sel` of a C-order array of `dst_shape` with copies of `element`, by
+/// contiguous runs.
+///
+/// # Safety
+/// `dst` must be valid for writes of `product(dst_shape) * element.len()` bytes, the selection
+/// inside the shape, and no other thread may access the box concurrently.
+pub unsafe fn fill_box(dst: *mut u8, dst_shape: &[u64], dst_sel: &[Range<u64>], element: &[u8]) {
+    let itemsize = element.len();
+    let ndim = dst_shape.len();
+    if ndim == 0 {
+        std::ptr::copy_nonoverlapping(element.as_ptr(), dst, itemsize);
+        return;
+    }
+    if dst_sel.iter().any(|r| r.start >= r.end) {
+        return;
+    }
+    let mut run_axis = ndim - 1;
+    let mut run = (dst_sel[run_axis].end - dst_sel[run_axis].start) as usize;
+    while run_axis > 0
+        && dst_sel[run_axis].start == 0
+        && dst_sel[run_axis].end == dst_shape[run_axis]
+    {
+        run_axis -= 1;
+        run *= (dst_sel[run_axis].end - dst_sel[run_axis].start) as usize;
+    }
+    let mut strides = vec![itemsize; ndim];
+    for axis in (0..ndim - 1).rev() {
+        strides[axis] = strides[axis + 1] * dst_shape[axis + 1] as usize;
+    }
+    let mut counter = vec![0u64; run_axis];
+    loop {
+        let mut offset = dst_sel[run_axis].start as usize * strides[run_axis];
+        for axis in 0..run_axis {
+            offset += (dst_sel[axis].start + counter[axis]) as usize * strides[axis];
+        }
+        let run_bytes = std::slice::from_raw_parts_mut(dst.add(offset), run * itemsize);
+        fill_with(run_bytes, element);
+        let mut axis = run_axis;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            counter[axis] += 1;
+            if counter[axis] < dst_sel[axis].end - dst_sel[axis].start {
+                break;
+            }
+            counter[axis] = 0;
+        }
+    }
+}
+
 /// A raw output pointer shared by the parallel chunk loop.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut u8);
@@ -271,7 +437,7 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 /// Fills a buffer with one repeated element.
-fn fill_with(out: &mut [u8], element: &[u8]) {
+pub fn fill_with(out: &mut [u8], element: &[u8]) {
     if element.iter().all(|&b| b == 0) {
         out.fill(0);
     } else {
@@ -297,14 +463,30 @@ impl Decoded<'_> {
     }
 }
 
+/// Scratch buffers larger than this are freed after use rather than kept by their thread.
+const KEEP_SCRATCH_BYTES: usize = 64 << 20;
+
 thread_local! {
     /// Per-thread decode buffer for chunks that are not cached: reusing it avoids a fresh
     /// (page-faulting) allocation per chunk on large reads.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Bytes of the (clipped) chunk of `selection`; an error when that does not fit memory's
+/// address space (chunk shapes come from metadata).
+fn chunk_bytes(array: &dyn ChunkedArray, selection: &ChunkSelection) -> Result<usize> {
+    let shape = region_shape(&selection.chunk_region);
+    buffer::byte_len(&shape, array.dtype().size()).ok_or_else(|| {
+        Error::out_of_memory(
+            u64::MAX,
+            format!("chunk {:?} of {}", selection.chunk_coords, array.describe()),
+        )
+    })
+}
+
 /// Runs `use_chunk` on one chunk's decoded data: from the cache, else decoded (into a new cached
-/// buffer when `populate`, else into this thread's scratch buffer).
+/// buffer when `populate`, else into this thread's scratch buffer). A chunk the read covers
+/// only in part is looked up first, so a missing one costs no chunk-sized buffer.
 fn with_decoded_chunk<R>(
     array: &dyn ChunkedArray,
     cache: Option<&ChunkCache>,
@@ -315,9 +497,19 @@ fn with_decoded_chunk<R>(
     if let Some(hit) = cache.and_then(|c| c.get(&selection.chunk_coords)) {
         return use_chunk(Decoded::Cached(hit));
     }
-    let len = region_len(&selection.chunk_region) * array.dtype().size();
+    if !selection.is_complete_chunk() && !array.chunk_exists(&selection.chunk_coords)? {
+        return use_chunk(Decoded::Missing);
+    }
+    let len = chunk_bytes(array, selection)?;
+    let purpose = || {
+        format!(
+            "decoding chunk {:?} of {}",
+            selection.chunk_coords,
+            array.describe()
+        )
+    };
     if let Some(cache) = cache.filter(|_| populate) {
-        let mut buffer = vec![0u8; len];
+        let mut buffer = buffer::zeroed(len, purpose)?;
         if !array.read_chunk(&selection.chunk_coords, &mut buffer)? {
             return use_chunk(Decoded::Missing);
         }
@@ -326,12 +518,16 @@ fn with_decoded_chunk<R>(
         return use_chunk(Decoded::Cached(buffer));
     }
     SCRATCH.with_borrow_mut(|scratch| {
-        scratch.resize(len, 0);
-        if array.read_chunk(&selection.chunk_coords, &mut scratch[..len])? {
+        buffer::resize(scratch, len, purpose)?;
+        let result = if array.read_chunk(&selection.chunk_coords, &mut scratch[..len])? {
             use_chunk(Decoded::Scratch(&scratch[..len]))
         } else {
             use_chunk(Decoded::Missing)
+        };
+        if scratch.capacity() > KEEP_SCRATCH_BYTES {
+            *scratch = Vec::new();
         }
+        result
     })
 }
 
@@ -346,63 +542,62 @@ pub fn read_region_into(
 ) -> Result<()> {
     check_region(region, array.shape(), &|| array.describe())?;
     let itemsize = array.dtype().size();
-    if out.len() != region_len(region) * itemsize {
+    if out.len() != region_bytes(region, itemsize) {
         return Err(Error::InvalidArgument(format!(
             "output buffer of {} bytes does not fit region {region:?} of {}",
             out.len(),
             array.describe()
         )));
     }
-    let selections = chunk_selections(region, array.shape(), array.chunk_shape());
+    let chunks = RegionChunks::new(region, array.shape(), array.chunk_shape())?;
     let out_shape = region_shape(region);
     // Which reads add to the cache (all use its hits): neighbouring reads share chunks only when
     // they are not aligned to the chunk grid (halos), so a read covering only whole chunks
     // (chunk-wise scans, aligned blocks) adds nothing; nor does a read larger than a quarter of
     // the cache, which would evict most of it (a full-volume read would double its memory).
-    let populate = cache.is_some_and(|c| out.len() <= c.capacity_bytes() / 4)
-        && selections.iter().any(|s| !s.is_complete_chunk());
+    let populate =
+        cache.is_some_and(|c| out.len() <= c.capacity_bytes() / 4) && !chunks.all_complete();
     let shared = SharedOut(out.as_mut_ptr());
     let read_one = |selection: &ChunkSelection| -> Result<()> {
         let chunk_shape = region_shape(&selection.chunk_region);
         with_decoded_chunk(array, cache, populate, selection, |decoded| {
-            let filled;
-            let data = match (decoded.bytes(), missing) {
-                (Some(data), _) => data,
-                (None, MissingChunks::Fill) => {
-                    let mut buffer = vec![0u8; region_len(&selection.chunk_region) * itemsize];
-                    fill_with(&mut buffer, array.fill_value());
-                    filled = buffer;
-                    &filled[..]
-                }
+            let out = shared;
+            match (decoded.bytes(), missing) {
+                // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape`
+                // elements (checked above); the selections are inside both; distinct chunks
+                // write disjoint boxes of `out` (see `SharedOut`).
+                (Some(data), _) => unsafe {
+                    copy_box(
+                        data.as_ptr(),
+                        &chunk_shape,
+                        &selection.chunk_selection,
+                        out.0,
+                        &out_shape,
+                        &selection.out_selection,
+                        itemsize,
+                    );
+                },
+                // Only the selection is filled: a missing chunk needs no chunk-sized buffer.
+                // SAFETY: as above; `fill_value` is one element of `itemsize` bytes.
+                (None, MissingChunks::Fill) => unsafe {
+                    fill_box(
+                        out.0,
+                        &out_shape,
+                        &selection.out_selection,
+                        array.fill_value(),
+                    );
+                },
                 (None, MissingChunks::Error) => {
                     return Err(Error::MissingChunk {
                         array: array.describe(),
                         chunk: selection.chunk_coords.clone(),
                     })
                 }
-            };
-            let out = shared;
-            // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape` elements
-            // (checked above); the selections are inside both; distinct chunks write disjoint
-            // boxes of `out` (see `SharedOut`).
-            unsafe {
-                copy_box(
-                    data.as_ptr(),
-                    &chunk_shape,
-                    &selection.chunk_selection,
-                    out.0,
-                    &out_shape,
-                    &selection.out_selection,
-                    itemsize,
-                );
             }
             Ok(())
         })
     };
-    if selections.len() == 1 {
-        return read_one(&selections[0]);
-    }
-    thread_pool().install(|| selections.par_iter().try_for_each(read_one))
+    chunks.try_for_each(read_one)
 }
 
 /// Writes `data` (C order, native byte order, the region's shape) into `region`, one whole
@@ -414,18 +609,24 @@ pub fn write_region_by_chunks(
 ) -> Result<()> {
     check_region(region, array.shape(), &|| array.describe())?;
     let itemsize = array.dtype().size();
-    if data.len() != region_len(region) * itemsize {
+    if data.len() != region_bytes(region, itemsize) {
         return Err(Error::InvalidArgument(format!(
             "data of {} bytes does not fit region {region:?} of {}",
             data.len(),
             array.describe()
         )));
     }
-    let selections = chunk_selections(region, array.shape(), array.chunk_shape());
+    let chunks = RegionChunks::new(region, array.shape(), array.chunk_shape())?;
     let data_shape = region_shape(region);
     let write_one = |selection: &ChunkSelection| -> Result<()> {
         let chunk_shape = region_shape(&selection.chunk_region);
-        let mut buffer = vec![0u8; region_len(&selection.chunk_region) * itemsize];
+        let mut buffer = buffer::zeroed(chunk_bytes(array, selection)?, || {
+            format!(
+                "writing chunk {:?} of {}",
+                selection.chunk_coords,
+                array.describe()
+            )
+        })?;
         if !selection.is_complete_chunk()
             && !array.read_chunk(&selection.chunk_coords, &mut buffer)?
         {
@@ -446,10 +647,7 @@ pub fn write_region_by_chunks(
         }
         array.write_chunk(&selection.chunk_coords, &buffer)
     };
-    if selections.len() == 1 {
-        return write_one(&selections[0]);
-    }
-    thread_pool().install(|| selections.par_iter().try_for_each(write_one))
+    chunks.try_for_each(write_one)
 }
 
 #[cfg(test)]

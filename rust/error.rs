@@ -50,6 +50,13 @@ pub enum Error {
     /// An argument with an invalid value (shapes, block shapes, halos, block ids, ...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A buffer the operation needs could not be allocated (sizes come from metadata or from
+    /// the request, so they can exceed what the machine or the process limits allow).
+    #[error("cannot allocate {bytes} bytes for {purpose}")]
+    OutOfMemory { bytes: u64, purpose: String },
+    /// A resource other than memory is exhausted (threads cannot be started, ...).
+    #[error("{0}")]
+    Resource(String),
 }
 
 /// An integer as the user wrote it; Python ints can exceed `i64`, so the binding layer keeps the
@@ -70,6 +77,14 @@ impl fmt::Display for Int {
 }
 
 impl Error {
+    /// An allocation of `bytes` for `purpose` failed.
+    pub fn out_of_memory(bytes: impl TryInto<u64>, purpose: impl Into<String>) -> Self {
+        Error::OutOfMemory {
+            bytes: bytes.try_into().unwrap_or(u64::MAX),
+            purpose: purpose.into(),
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {

@@ -3,13 +3,16 @@
 //! `python` feature (maturin turns it on).
 
 pub mod blocking;
+pub mod buffer;
 pub mod chunk_cache;
 pub mod chunked;
+pub mod decompress;
 pub mod dtype;
 pub mod error;
 pub mod fs;
 pub mod hdf5;
 pub mod index;
+pub mod metadata_json;
 pub mod n5;
 pub mod thread_pool;
 pub mod transpose;

@@ -175,7 +175,6 @@ pub fn transpose_into(src: &StridedBytes<'_>, axes: &[usize], dst: &mut [u8]) ->
         16 => plan.run(Fixed::<u128>::ITEM, src_origin, dst_origin),
         size => plan.run(Bytes(size), src_origin, dst_origin),
     }
-    Ok(())
 }
 
 /// How elements move. Pointers may be unaligned (numpy allows unaligned views).
@@ -618,12 +617,12 @@ impl Plan {
     }
 
     /// Copies every unit, in parallel when the output is large.
-    fn run<I: Item>(&self, item: I, src: *const u8, dst: *mut u8) {
+    fn run<I: Item>(&self, item: I, src: *const u8, dst: *mut u8) -> Result<()> {
         let total_bytes = self.shape.iter().product::<usize>() * self.item_size;
         let unit_bytes = self.tile_fast * self.tile_last * self.item_size;
         let units_per_task = (TASK_BYTES / unit_bytes).max(1);
         let tasks = self.units.div_ceil(units_per_task);
-        let pool = thread_pool();
+        let pool = thread_pool()?;
         let copy_units = |units: std::ops::Range<usize>, src: *const u8, dst: *mut u8| {
             with_scratch(self.scratch_bytes(), |scratch| {
                 for unit in units.clone() {
@@ -636,7 +635,7 @@ impl Plan {
         };
         if total_bytes < PARALLEL_MIN_BYTES || tasks < 2 || pool.current_num_threads() < 2 {
             copy_units(0..self.units, src, dst);
-            return;
+            return Ok(());
         }
         let (src, dst) = (Shared(src), Shared(dst));
         pool.install(|| {
@@ -645,6 +644,7 @@ impl Plan {
                 copy_units(task * units_per_task..end, src.get(), dst.get());
             });
         });
+        Ok(())
     }
 
     /// Bytes of the two scratch buffers of a tile, `tile_in` then `tile_out` (none for runs).

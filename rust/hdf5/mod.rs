@@ -35,8 +35,9 @@ use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayViewD, IxDyn};
 
+use crate::buffer;
 use crate::chunked::{
-    check_region, chunk_region, copy_box, region_len, write_region_by_chunks, ChunkedArray,
+    check_region, chunk_region, copy_box, region_bytes, write_region_by_chunks, ChunkedArray,
 };
 use crate::dtype::{with_element_type, DataType};
 use crate::error::{Error, Result};
@@ -114,6 +115,8 @@ enum Step {
     /// Deflate at this level (the level matters only when writing).
     Deflate(u8),
     Lzf,
+    /// A Fletcher-32 checksum appended to the data (verified and stripped on reading).
+    Fletcher32,
 }
 
 enum Storage {
@@ -264,6 +267,7 @@ fn pipeline_of(filters: &[Filter]) -> Option<Vec<Step>> {
             Filter::Shuffle => Some(Step::Shuffle),
             Filter::Deflate(level) => Some(Step::Deflate(*level)),
             Filter::LZF => Some(Step::Lzf),
+            Filter::Fletcher32 => Some(Step::Fletcher32),
             _ => None,
         })
         .collect()
@@ -281,6 +285,57 @@ fn unshuffle(shuffled: &[u8], itemsize: usize, out: &mut [u8]) {
     }
     let tail = count * itemsize;
     out[tail..].copy_from_slice(&shuffled[tail..]);
+}
+
+/// HDF5's Fletcher-32 checksum (`H5_checksum_fletcher32`): sums of big-endian 16-bit words,
+/// an odd last byte as the high byte of a word.
+fn fletcher32(data: &[u8]) -> u32 {
+    let (mut sum1, mut sum2) = (0u32, 0u32);
+    let even = data.len() & !1;
+    // 360 words are the most that can be summed without overflowing before a reduction.
+    for block in data[..even].chunks(2 * 360) {
+        for word in block.chunks_exact(2) {
+            sum1 += (u32::from(word[0]) << 8) | u32::from(word[1]);
+            sum2 += sum1;
+        }
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if let Some(&last) = data.get(even) {
+        sum1 += u32::from(last) << 8;
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    (sum2 << 16) | sum1
+}
+
+/// Checks the Fletcher-32 checksum stored (little-endian) in the last 4 bytes of `input`, as
+/// the HDF5 library does (also accepting the byte-swapped value libraries before 1.6.3 wrote),
+/// and returns the data before it.
+fn strip_fletcher32(input: &[u8]) -> std::result::Result<&[u8], String> {
+    let Some(split) = input.len().checked_sub(4) else {
+        return Err("the chunk is too short for its Fletcher-32 checksum".to_owned());
+    };
+    let (data, stored) = input.split_at(split);
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    let computed = fletcher32(data);
+    let c = computed.to_ne_bytes();
+    let reversed = u32::from_ne_bytes([c[1], c[0], c[3], c[2]]);
+    if stored == computed || stored == reversed {
+        Ok(data)
+    } else {
+        Err("the data fails its Fletcher-32 checksum".to_owned())
+    }
+}
+
+/// Reverses the bytes of every element (to or from the other byte order).
+fn swap_bytes(data: &mut [u8], itemsize: usize) {
+    if itemsize > 1 {
+        data.chunks_exact_mut(itemsize).for_each(<[u8]>::reverse);
+    }
 }
 
 /// HDF5's byte shuffle: byte 0 of every element, then byte 1, ...; trailing bytes that do not
@@ -346,6 +401,8 @@ impl Hdf5Array {
                 "{describe}: scalar (0-d) datasets are not supported"
             )));
         }
+        crate::chunked::check_shape(shape)
+            .map_err(|reason| Error::InvalidArgument(format!("{describe}: {reason}")))?;
         if let Hdf5Compression::Gzip { level } = compression {
             if level > 9 {
                 return Err(Error::InvalidArgument(format!(
@@ -429,6 +486,7 @@ impl Hdf5Array {
                 if shape.is_empty() {
                     return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
                 }
+                crate::chunked::check_shape(&shape).map_err(meta)?;
                 let dcpl = dataset.dcpl().map_err(|e| meta(e.to_string()))?;
                 let fill = with_element_type!(dtype, T => {
                     let value: T = dcpl
@@ -456,7 +514,9 @@ impl Hdf5Array {
             }
             _ => {
                 // A virtual chunk: slabs of about 1 MiB along axis 0 (contiguous in the file).
-                let row_bytes: u64 = shape[1..].iter().product::<u64>() * dtype.size() as u64;
+                let row_bytes = crate::buffer::element_count(&shape[1..])
+                    .and_then(|n| n.checked_mul(dtype.size() as u64))
+                    .unwrap_or(u64::MAX);
                 let rows = ((1u64 << 20) / row_bytes.max(1)).clamp(1, shape[0].max(1));
                 let mut chunk_shape = shape.clone();
                 chunk_shape[0] = rows;
@@ -559,14 +619,14 @@ impl Hdf5Array {
     /// order): the slow path, and the reference the fast path is tested against.
     pub fn read_region_direct(&self, region: &[Range<u64>], out: &mut [u8]) -> Result<()> {
         check_region(region, &self.shape, &|| self.describe())?;
-        if out.len() != region_len(region) * self.dtype.size() {
+        if out.len() != region_bytes(region, self.dtype.size()) {
             return Err(Error::InvalidArgument(format!(
                 "output buffer of {} bytes does not match region {region:?} of {}",
                 out.len(),
                 self.describe()
             )));
         }
-        if region_len(region) == 0 {
+        if region_bytes(region, 1) == 0 {
             return Ok(());
         }
         self.file.with_dataset(&self.key, |dataset| {
@@ -584,13 +644,20 @@ impl Hdf5Array {
     }
 
     /// The filters of a dataset whose chunks we encode and write ourselves: deflate and
-    /// shuffle in native byte order (LZF and other filters go through the library).
+    /// shuffle in native byte order (LZF, Fletcher-32 and other filters go through the
+    /// library).
     fn direct_write_pipeline(&self) -> Option<&[Step]> {
         match &self.storage {
             Storage::Chunked {
                 pipeline: Some(steps),
                 ..
-            } if self.native_order && !steps.contains(&Step::Lzf) => Some(steps),
+            } if self.native_order
+                && steps
+                    .iter()
+                    .all(|step| matches!(step, Step::Shuffle | Step::Deflate(_))) =>
+            {
+                Some(steps)
+            }
             _ => None,
         }
     }
@@ -618,9 +685,9 @@ impl Hdf5Array {
                     out.truncate(n);
                     Ok::<_, Error>(out)
                 })?,
-                Step::Lzf => {
+                Step::Lzf | Step::Fletcher32 => {
                     return Err(self.io_error(format!(
-                        "chunk {chunk:?}: LZF is encoded by the library, not here"
+                        "chunk {chunk:?}: {step:?} is encoded by the library, not here"
                     )))
                 }
             });
@@ -695,15 +762,32 @@ impl Hdf5Array {
         steps: &[Step],
         out: &mut [u8],
     ) -> Result<()> {
+        // No filter here grows data by more than a little: a longer stored chunk is corrupt
+        // (its index entry comes from the file) and is not read.
+        let full = out.len() as u64;
+        let max_stored = full.saturating_add(full / 4).saturating_add(64 << 10);
+        if entry.size > max_stored {
+            return Err(self.corrupt(
+                chunk,
+                format!(
+                    "its index entry gives it {} bytes, more than any encoding of a {full}-byte \
+                     chunk",
+                    entry.size
+                ),
+            ));
+        }
+        let purpose = || format!("decoding chunk {chunk:?} of {}", self.describe());
         DECODE_BUFFERS.with_borrow_mut(|(current, next)| {
-            current.resize(entry.size as usize, 0);
+            buffer::resize(current, entry.size as usize, purpose)?;
             self.read_at(chunk, entry.addr, current)?;
             let mut len = current.len();
             for (i, &step) in steps.iter().rev().enumerate() {
                 let target: &mut [u8] = if i + 1 == steps.len() {
                     out
                 } else {
-                    next.resize(out.len(), 0);
+                    // An intermediate stage is at most a chunk, or its input when that is
+                    // longer (a checksum stripped from compressed data).
+                    buffer::resize(next, out.len().max(len), purpose)?;
                     next
                 };
                 len = self.decode_step(chunk, step, &current[..len], target)?;
@@ -727,13 +811,21 @@ impl Hdf5Array {
         target: &mut [u8],
     ) -> Result<usize> {
         match step {
-            Step::Deflate(_) => INFLATER.with_borrow_mut(|inflater| {
-                inflater
-                    .zlib_decompress(input, target)
-                    .map_err(|e| self.corrupt(chunk, format!("cannot inflate: {e}")))
-            }),
+            Step::Deflate(_) => crate::decompress::zlib_into(input, target)
+                .map_err(|reason| self.corrupt(chunk, format!("cannot inflate: {reason}"))),
             Step::Lzf => lzf::decompress(input, target)
                 .map_err(|reason| self.corrupt(chunk, format!("cannot unpack LZF: {reason}"))),
+            Step::Fletcher32 => {
+                let data = strip_fletcher32(input).map_err(|reason| self.corrupt(chunk, reason))?;
+                let target = target.get_mut(..data.len()).ok_or_else(|| {
+                    self.corrupt(
+                        chunk,
+                        "the checksummed data is larger than a chunk".to_owned(),
+                    )
+                })?;
+                target.copy_from_slice(data);
+                Ok(data.len())
+            }
             Step::Shuffle => {
                 let target = target.get_mut(..input.len()).ok_or_else(|| {
                     self.corrupt(chunk, "the shuffled data is larger than a chunk".to_owned())
@@ -760,7 +852,6 @@ thread_local! {
     static EDGE_CHUNK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Per-thread compressors by deflate level.
     static DEFLATERS: RefCell<HashMap<u8, libdeflater::Compressor>> = RefCell::new(HashMap::new());
-    static INFLATER: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
 }
 
 impl ChunkedArray for Hdf5Array {
@@ -784,7 +875,7 @@ impl ChunkedArray for Hdf5Array {
         let region = chunk_region(&self.shape, &self.chunk_shape, chunk, &|| self.describe())?;
         self.refresh_index()?;
         let itemsize = self.dtype.size();
-        if out.len() != region_len(&region) * itemsize {
+        if out.len() != region_bytes(&region, itemsize) {
             return Err(Error::InvalidArgument(format!(
                 "buffer of {} bytes does not match chunk {chunk:?} of {}",
                 out.len(),
@@ -800,9 +891,17 @@ impl ChunkedArray for Hdf5Array {
                     self.read_region_direct(&region, out)?;
                     return Ok(true);
                 }
-                // A slab along axis 0 of a C-order array is one contiguous run.
-                let row_bytes = self.shape[1..].iter().product::<u64>() * itemsize as u64;
-                self.read_at(chunk, offset + region[0].start * row_bytes, out)?;
+                // A slab along axis 0 of a C-order array is one contiguous run (`out` holds
+                // it, so its offset in the dataset fits; the file's offset may not).
+                let row_bytes = out.len() as u64 / (region[0].end - region[0].start);
+                let at = region[0]
+                    .start
+                    .checked_mul(row_bytes)
+                    .and_then(|start| offset.checked_add(start))
+                    .ok_or_else(|| {
+                        self.corrupt(chunk, format!("its data at offset {offset} overflows"))
+                    })?;
+                self.read_at(chunk, at, out)?;
                 Ok(true)
             }
             Storage::Chunked { index, pipeline } => {
@@ -817,12 +916,11 @@ impl ChunkedArray for Hdf5Array {
                 let steps: Vec<Step> = match pipeline {
                     // Bit i of the mask set: filter i was skipped for this chunk.
                     Some(steps)
-                        if self.native_order
-                            && entry
-                                .filter_mask
-                                .checked_shr(steps.len() as u32)
-                                .unwrap_or(0)
-                                == 0 =>
+                        if entry
+                            .filter_mask
+                            .checked_shr(steps.len() as u32)
+                            .unwrap_or(0)
+                            == 0 =>
                     {
                         let skipped = |i: usize| entry.filter_mask & (1 << i) != 0;
                         let active = steps.iter().enumerate().filter(|&(i, _)| !skipped(i));
@@ -833,15 +931,25 @@ impl ChunkedArray for Hdf5Array {
                         return Ok(true);
                     }
                 };
-                let full = self.chunk_shape.iter().product::<u64>() as usize * itemsize;
+                let full = buffer::byte_len(&self.chunk_shape, itemsize).ok_or_else(|| {
+                    Error::out_of_memory(
+                        u64::MAX,
+                        format!("chunk {chunk:?} of {}", self.describe()),
+                    )
+                })?;
                 let region_shape: Vec<u64> = region.iter().map(|r| r.end - r.start).collect();
                 if region_shape == self.chunk_shape {
                     self.decode_into(chunk, entry, &steps, out)?;
+                    if !self.native_order {
+                        swap_bytes(out, itemsize);
+                    }
                     return Ok(true);
                 }
                 EDGE_CHUNK.with_borrow_mut(|data| {
-                    data.resize(full, 0);
-                    self.decode_into(chunk, entry, &steps, data)?;
+                    buffer::resize(data, full, || {
+                        format!("decoding chunk {chunk:?} of {}", self.describe())
+                    })?;
+                    self.decode_into(chunk, entry, &steps, &mut data[..full])?;
                     let sel: Vec<Range<u64>> = region_shape.iter().map(|&n| 0..n).collect();
                     // SAFETY: `data` holds a full chunk of `chunk_shape` (its length is set
                     // above), `out` the clipped region of `region_shape` (checked above); `sel`
@@ -856,6 +964,9 @@ impl ChunkedArray for Hdf5Array {
                             &sel,
                             itemsize,
                         );
+                    }
+                    if !self.native_order {
+                        swap_bytes(out, itemsize);
                     }
                     Ok(true)
                 })
@@ -879,8 +990,10 @@ impl ChunkedArray for Hdf5Array {
         let full: &[u8] = if region_shape == self.chunk_shape {
             data
         } else {
-            let mut buffer =
-                vec![0u8; self.chunk_shape.iter().product::<u64>() as usize * itemsize];
+            let len = buffer::byte_len(&self.chunk_shape, itemsize).unwrap_or(usize::MAX);
+            let mut buffer = buffer::zeroed(len, || {
+                format!("writing chunk {chunk:?} of {}", self.describe())
+            })?;
             buffer
                 .chunks_exact_mut(itemsize)
                 .for_each(|e| e.copy_from_slice(&self.fill));
@@ -945,14 +1058,14 @@ impl ChunkedArray for Hdf5Array {
             )));
         }
         check_region(region, &self.shape, &|| self.describe())?;
-        if data.len() != region_len(region) * self.dtype.size() {
+        if data.len() != region_bytes(region, self.dtype.size()) {
             return Err(Error::InvalidArgument(format!(
                 "{} bytes of data do not match region {region:?} of {}",
                 data.len(),
                 self.describe()
             )));
         }
-        if region_len(region) == 0 {
+        if region_bytes(region, 1) == 0 {
             return Ok(());
         }
         let written = if self.direct_write_pipeline().is_some() {

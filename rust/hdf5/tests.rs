@@ -2,7 +2,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::*;
-use crate::chunked::{read_region_into, MissingChunks};
+use crate::chunked::{read_region_into, region_len, MissingChunks};
 
 fn temp_file(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bioimage_py_hdf5_{}", std::process::id()));

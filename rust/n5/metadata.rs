@@ -52,6 +52,7 @@ impl N5Metadata {
         if shape.len() > usize::from(u16::MAX) {
             return Err(format!("{} dimensions are too many for N5", shape.len()));
         }
+        crate::chunked::check_shape(shape)?;
         if chunk_shape
             .iter()
             .any(|&c| c == 0 || c > u64::from(u32::MAX))

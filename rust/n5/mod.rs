@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::buffer;
 use crate::chunked::{copy_box, write_region_by_chunks, ChunkedArray};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::fs::{atomic_write, read_if_exists};
+use crate::fs::{atomic_write, read_bounded};
+use crate::metadata_json::{read_object, Members};
 
 pub use compression::{Lz4Framing, N5Compression};
 pub use metadata::N5Metadata;
@@ -61,23 +63,26 @@ fn join_key(root: &Path, components: &[&str]) -> PathBuf {
     path
 }
 
-/// The attributes of the group or dataset in `dir`, `None` without an `attributes.json`.
+/// The attributes of the group or dataset in `dir`, `None` without an `attributes.json`. All
+/// of them (to rewrite the file keeping the others).
 fn read_attributes(dir: &Path) -> Result<Option<Map<String, Value>>> {
-    let path = dir.join(ATTRIBUTES);
-    let Some(bytes) = read_if_exists(&path)? else {
-        return Ok(None);
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(attributes)) => Ok(Some(attributes)),
-        Ok(other) => Err(Error::Metadata {
-            path: path.display().to_string(),
-            reason: format!("expected a JSON object, got {other}"),
-        }),
-        Err(e) => Err(Error::Metadata {
-            path: path.display().to_string(),
-            reason: format!("invalid JSON: {e}"),
-        }),
-    }
+    read_object(&dir.join(ATTRIBUTES), Members::All)
+}
+
+/// The members of `attributes.json` that describe a dataset (and the container's version):
+/// user attributes are not parsed, so however they are nested, the dataset opens.
+const ARRAY_MEMBERS: [&str; 6] = [
+    "n5",
+    "dimensions",
+    "blockSize",
+    "dataType",
+    "compression",
+    "compressionType",
+];
+
+/// The array members of the attributes in `dir` (see [`ARRAY_MEMBERS`]).
+fn read_array_attributes(dir: &Path) -> Result<Option<Map<String, Value>>> {
+    read_object(&dir.join(ATTRIBUTES), Members::Only(&ARRAY_MEMBERS))
 }
 
 fn write_attributes(dir: &Path, attributes: &Map<String, Value>) -> Result<()> {
@@ -109,6 +114,12 @@ fn check_version(root: &Path, attributes: &Map<String, Value>) -> Result<()> {
 /// Makes `root` an N5 container: the directory, and the `"n5"` version in its attributes.
 fn ensure_root(root: &Path) -> Result<()> {
     fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    // A container that has its version needs no rewrite (nor its other attributes parsed).
+    if let Some(attributes) = read_object(&root.join(ATTRIBUTES), Members::Only(&["n5"]))? {
+        if attributes.contains_key("n5") {
+            return check_version(root, &attributes);
+        }
+    }
     match read_attributes(root)? {
         Some(attributes) if attributes.contains_key("n5") => check_version(root, &attributes),
         Some(mut attributes) => {
@@ -165,13 +176,15 @@ impl N5Array {
     pub fn open(root: &Path, key: &str) -> Result<Self> {
         let components = key_components(key)?;
         let path = join_key(root, &components);
-        let attributes = read_attributes(&path)?.ok_or_else(|| Error::Metadata {
+        let attributes = read_array_attributes(&path)?.ok_or_else(|| Error::Metadata {
             path: path.join(ATTRIBUTES).display().to_string(),
             reason: format!("no N5 dataset at key {key:?} (attributes.json not found)"),
         })?;
         if components.is_empty() {
             check_version(root, &attributes)?;
-        } else if let Some(root_attributes) = read_attributes(root)? {
+        } else if let Some(root_attributes) =
+            read_object(&root.join(ATTRIBUTES), Members::Only(&["n5"]))?
+        {
             check_version(root, &root_attributes)?;
         }
         if !metadata::is_dataset(&attributes) {
@@ -205,7 +218,7 @@ impl N5Array {
         // Every ancestor must be a group: a dataset's subdirectories are its blocks.
         let mut dir = root.to_path_buf();
         for depth in 0..components.len() {
-            let attributes = read_attributes(&dir)?;
+            let attributes = read_object(&dir.join(ATTRIBUTES), Members::Only(&["dimensions"]))?;
             if attributes.as_ref().is_some_and(metadata::is_dataset) {
                 return Err(Error::InvalidArgument(format!(
                     "cannot create N5 dataset {key:?} in {}: {:?} is a dataset, not a group",
@@ -351,7 +364,9 @@ impl N5Array {
         }
         // A block whose size is not the clipped region (tensorstore's full-size edge blocks, or
         // a block written before the array was resized): take the overlap, fill the rest.
-        let mut decoded = vec![0u8; elements as usize * itemsize];
+        // `elements` is at most a block's (the header's size is checked above).
+        let mut decoded =
+            buffer::zeroed(elements as usize * itemsize, String::new).map_err(|e| e.to_string())?;
         self.decode_payload(payload, &mut decoded)?;
         out.fill(0);
         let overlap: Vec<Range<u64>> = header
@@ -447,7 +462,7 @@ impl ChunkedArray for N5Array {
 
     fn read_chunk(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
         let region = self.chunk_region_shape(chunk)?;
-        let expected = region.iter().product::<u64>() as usize * self.metadata.dtype.size();
+        let expected = buffer::byte_len(&region, self.metadata.dtype.size()).unwrap_or(usize::MAX);
         if out.len() != expected {
             return Err(Error::InvalidArgument(format!(
                 "buffer of {} bytes for chunk {chunk:?} of {}, which needs {expected}",
@@ -455,7 +470,23 @@ impl ChunkedArray for N5Array {
                 self.describe
             )));
         }
-        let Some(bytes) = read_if_exists(&self.block_path(chunk))? else {
+        // No valid block is longer than its header and its data stored at worst (compressors
+        // add little to data they cannot shrink): a longer file is corrupt and is not read.
+        let block_bytes = buffer::byte_len(&self.metadata.chunk_shape, self.metadata.dtype.size())
+            .unwrap_or(usize::MAX) as u64;
+        let max_len = block_bytes
+            .saturating_add(block_bytes / 4)
+            .saturating_add(64 << 10)
+            .saturating_add(8 + 4 * region.len() as u64);
+        let bytes = read_bounded(&self.block_path(chunk), max_len, |len| {
+            self.corrupt(
+                chunk,
+                format!(
+                    "the block file holds {len} bytes, more than any valid block of this dataset"
+                ),
+            )
+        })?;
+        let Some(bytes) = bytes else {
             return Ok(false);
         };
         self.decode_block(&bytes, &region, out)
@@ -465,7 +496,7 @@ impl ChunkedArray for N5Array {
 
     fn write_chunk(&self, chunk: &[u64], data: &[u8]) -> Result<()> {
         let region = self.chunk_region_shape(chunk)?;
-        let expected = region.iter().product::<u64>() as usize * self.metadata.dtype.size();
+        let expected = buffer::byte_len(&region, self.metadata.dtype.size()).unwrap_or(usize::MAX);
         if data.len() != expected {
             return Err(Error::InvalidArgument(format!(
                 "data of {} bytes for chunk {chunk:?} of {}, which needs {expected}",
@@ -499,7 +530,11 @@ impl ChunkedArray for N5Array {
 pub fn is_n5_array(root: &Path, key: &str) -> bool {
     key_components(key)
         .ok()
-        .and_then(|components| read_attributes(&join_key(root, &components)).ok().flatten())
+        .and_then(|components| {
+            read_array_attributes(&join_key(root, &components))
+                .ok()
+                .flatten()
+        })
         .is_some_and(|attributes| metadata::is_dataset(&attributes))
 }
 
@@ -514,7 +549,7 @@ pub fn is_n5_group(root: &Path, key: &str) -> bool {
 /// Whether `root` looks like an N5 container: its `attributes.json` has the `"n5"` version or
 /// describes a root dataset. (Containers written only by tensorstore may lack both.)
 pub fn is_n5_container(root: &Path) -> bool {
-    read_attributes(root)
+    read_array_attributes(root)
         .ok()
         .flatten()
         .is_some_and(|attributes| {
@@ -525,8 +560,19 @@ pub fn is_n5_container(root: &Path) -> bool {
 /// The keys of all datasets in the container `root`, sorted, `"a/b/c"` style (`""` for a root
 /// dataset). Hidden directories and the inside of datasets are not searched.
 pub fn list_n5_arrays(root: &Path) -> Result<Vec<String>> {
-    fn visit(dir: &Path, key: &str, depth: usize, found: &mut Vec<String>) -> Result<()> {
-        if read_attributes(dir)?.is_some_and(|attributes| metadata::is_dataset(&attributes)) {
+    fn visit(
+        dir: &Path,
+        key: &str,
+        depth: usize,
+        seen: &mut crate::fs::SeenDirs,
+        found: &mut Vec<String>,
+    ) -> Result<()> {
+        // A folder reached twice (a symlink cycle, or two links to one folder) is walked once.
+        if !seen.first_visit(dir) {
+            return Ok(());
+        }
+        let attributes = read_object(&dir.join(ATTRIBUTES), Members::Only(&["dimensions"]))?;
+        if attributes.is_some_and(|attributes| metadata::is_dataset(&attributes)) {
             found.push(key.to_string());
             return Ok(());
         }
@@ -547,7 +593,7 @@ pub fn list_n5_arrays(root: &Path) -> Result<Vec<String>> {
             } else {
                 format!("{key}/{name}")
             };
-            visit(&path, &child, depth + 1, found)?;
+            visit(&path, &child, depth + 1, seen, found)?;
         }
         Ok(())
     }
@@ -561,7 +607,7 @@ pub fn list_n5_arrays(root: &Path) -> Result<Vec<String>> {
         ));
     }
     let mut found = Vec::new();
-    visit(root, "", 0, &mut found)?;
+    visit(root, "", 0, &mut crate::fs::SeenDirs::default(), &mut found)?;
     found.sort();
     Ok(found)
 }

@@ -606,12 +606,12 @@ fn metadata_errors_name_the_file_and_the_problem() {
     assert!(N5Array::open(&dir.0, "x")
         .unwrap_err()
         .to_string()
-        .contains("invalid JSON"));
+        .contains("not a valid JSON object"));
     write_file(&dir.0.join("x/attributes.json"), b"[1, 2]");
     assert!(N5Array::open(&dir.0, "x")
         .unwrap_err()
         .to_string()
-        .contains("expected a JSON object"));
+        .contains("not a valid JSON object"));
     // A group, a missing key, a newer container version.
     write_json(
         &dir.0.join("x/attributes.json"),

@@ -7,18 +7,20 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use numpy::{dtype, PyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::npyffi::{npy_intp, PY_ARRAY_API};
+use numpy::{
+    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::error_py::to_py_err;
+use super::error_py::{guard, run_core, to_py_err};
 use super::index_py::parse_index;
 use crate::chunk_cache::ChunkCache;
-use crate::chunked::{
-    chunk_region, chunk_selections, read_region_into, ChunkedArray, MissingChunks,
-};
+use crate::chunked::{chunk_region, read_region_into, ChunkedArray, MissingChunks, RegionChunks};
 use crate::dtype::{with_element_type, DataType};
 use crate::error::Result;
 use crate::hdf5::{
@@ -141,11 +143,12 @@ impl NativeArray {
 
     /// Whether the chunk at grid position `chunk` (in units of `chunks`) is stored.
     fn chunk_exists(&self, py: Python<'_>, chunk: Vec<u64>) -> PyResult<bool> {
-        self.check_chunk_coords(&chunk)
-            .map_err(|e| to_py_err(py, e))?;
         let array = Arc::clone(&self.array);
-        py.detach(move || array.chunk_exists(&chunk))
-            .map_err(|e| to_py_err(py, e))
+        let operation = || format!("checking chunk {chunk:?} of {}", self.array.describe());
+        run_core(py, operation, || {
+            self.check_chunk_coords(&chunk)?;
+            array.chunk_exists(&chunk)
+        })
     }
 
     /// Reads with numpy basic indexing; returns a new numpy array (a numpy scalar when every
@@ -155,16 +158,92 @@ impl NativeArray {
         py: Python<'py>,
         index: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        guard(
+            || format!("reading {}", self.array.describe()),
+            || self.getitem(py, index),
+        )
+    }
+
+    /// Writes with numpy basic indexing; `value` broadcasts to the region as in numpy.
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        guard(
+            || format!("writing {}", self.array.describe()),
+            || self.setitem(py, index, value),
+        )
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.array
+            .shape()
+            .first()
+            .map(|&n| n as usize)
+            .ok_or_else(|| PyTypeError::new_err("len() of a 0-d array"))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NativeArray(format={:?}, path={:?}, shape={:?}, dtype={}, chunks={:?}{})",
+            self.format,
+            self.array.describe(),
+            self.array.shape(),
+            self.array.dtype().name(),
+            self.array.chunk_shape(),
+            self.array
+                .shard_shape()
+                .map_or_else(String::new, |s| format!(", shards={s:?}"))
+        )
+    }
+}
+
+/// A new zero-filled C-order numpy array of `shape`; numpy's `MemoryError` (or `ValueError`
+/// for a shape too large to describe) when it cannot be made, never a panic.
+fn zeros<'py, T: Element>(py: Python<'py>, shape: &[u64]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let mut dims = shape
+        .iter()
+        .map(|&n| npy_intp::try_from(n))
+        .collect::<Result<Vec<npy_intp>, _>>()
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "a result of shape {shape:?} is too large for numpy"
+            ))
+        })?;
+    let ndim = std::ffi::c_int::try_from(dims.len())
+        .map_err(|_| PyValueError::new_err(format!("a result of {} axes", dims.len())))?;
+    // SAFETY: `dims` holds `ndim` extents; numpy steals the descriptor reference that
+    // `into_dtype_ptr` adds; a null result (numpy's error set) becomes that error.
+    unsafe {
+        let array = PY_ARRAY_API.PyArray_Zeros(
+            py,
+            ndim,
+            dims.as_mut_ptr(),
+            T::get_dtype(py).into_dtype_ptr(),
+            0,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, array)?.cast_into_unchecked())
+    }
+}
+
+impl NativeArray {
+    fn getitem<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let normalized = parse_index(index, self.array.shape())?;
         let region: Vec<Range<u64>> = normalized.roi.to_vec();
-        let out_shape: Vec<usize> = region
+        let out_shape: Vec<u64> = region
             .iter()
             .enumerate()
             .filter(|(axis, _)| !normalized.squeeze.contains(axis))
-            .map(|(_, r)| (r.end - r.start) as usize)
+            .map(|(_, r)| r.end - r.start)
             .collect();
         let out = with_element_type!(self.array.dtype(), T => {
-            let out = PyArray::<T, _>::zeros(py, out_shape, false);
+            let out = zeros::<T>(py, &out_shape)?;
             // SAFETY: `out` is a new, C-contiguous, zero-initialized array that no other code
             // can reach yet; its byte length is that of the region (squeezing removes only
             // length-1 axes), which `read_region_into` checks again.
@@ -181,8 +260,7 @@ impl NativeArray {
         Ok(out)
     }
 
-    /// Writes with numpy basic indexing; `value` broadcasts to the region as in numpy.
-    fn __setitem__(
+    fn setitem(
         &self,
         py: Python<'_>,
         index: &Bound<'_, PyAny>,
@@ -215,30 +293,6 @@ impl NativeArray {
         })
     }
 
-    fn __len__(&self) -> PyResult<usize> {
-        self.array
-            .shape()
-            .first()
-            .map(|&n| n as usize)
-            .ok_or_else(|| PyTypeError::new_err("len() of a 0-d array"))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "NativeArray(format={:?}, path={:?}, shape={:?}, dtype={}, chunks={:?}{})",
-            self.format,
-            self.array.describe(),
-            self.array.shape(),
-            self.array.dtype().name(),
-            self.array.chunk_shape(),
-            self.array
-                .shard_shape()
-                .map_or_else(String::new, |s| format!(", shards={s:?}"))
-        )
-    }
-}
-
-impl NativeArray {
     fn new(
         array: Arc<dyn ChunkedArray>,
         format: &'static str,
@@ -274,23 +328,26 @@ impl NativeArray {
 
     fn read_into(&self, py: Python<'_>, region: &[Range<u64>], out: &mut [u8]) -> PyResult<()> {
         let (array, cache, missing) = (&*self.array, self.cache.as_ref(), self.missing);
-        py.detach(|| read_region_into(array, cache, missing, region, out))
-            .map_err(|e| to_py_err(py, e))
+        let operation = || format!("reading {region:?} of {}", array.describe());
+        run_core(py, operation, || {
+            read_region_into(array, cache, missing, region, out)
+        })
     }
 
     fn write_from(&self, py: Python<'_>, region: &[Range<u64>], data: &[u8]) -> PyResult<()> {
         let (array, cache) = (&*self.array, self.cache.as_ref());
-        py.detach(|| {
+        let operation = || format!("writing {region:?} of {}", array.describe());
+        run_core(py, operation, || {
             let result = array.write_region(region, data);
             // Written chunks are stale in the cache whether or not the write completed.
             if let Some(cache) = cache {
-                for selection in chunk_selections(region, array.shape(), array.chunk_shape()) {
-                    cache.invalidate(&selection.chunk_coords);
+                let chunks = RegionChunks::new(region, array.shape(), array.chunk_shape())?;
+                for index in 0..chunks.len() {
+                    cache.invalidate(&chunks.coords(index));
                 }
             }
             result
         })
-        .map_err(|e| to_py_err(py, e))
     }
 }
 
@@ -344,9 +401,14 @@ fn wrap_native<A: ChunkedArray + 'static>(
     read_only: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
+    describe: impl FnOnce() -> String,
     open: impl FnOnce() -> Result<A> + Send,
 ) -> PyResult<NativeArray> {
-    let array = py.detach(open).map_err(|e| to_py_err(py, e))?;
+    let array = run_core(
+        py,
+        || format!("opening {format} array {}", describe()),
+        open,
+    )?;
     NativeArray::new(
         Arc::new(array),
         format,
@@ -381,6 +443,7 @@ fn open_zarr(
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || format!("{}:{key}", root.display()),
         || {
             ZarrArray::open(&root, key).map(|mut array| {
                 keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
@@ -423,12 +486,21 @@ fn create_zarr(
         fill_value: fill_value.map_or(Ok(FillScalar::Int(0)), fill_scalar)?,
         overwrite,
     };
-    wrap_native(py, "zarr", false, chunk_cache_bytes, missing_chunks, || {
-        ZarrArray::create(&root, key, &options).map(|mut array| {
-            keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
-            array
-        })
-    })
+    let describe = || format!("{}:{key}", root.display());
+    wrap_native(
+        py,
+        "zarr",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+        describe,
+        || {
+            ZarrArray::create(&root, key, &options).map(|mut array| {
+                keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
+                array
+            })
+        },
+    )
 }
 
 /// Opens the N5 dataset at `key` of the container at `root`.
@@ -448,6 +520,7 @@ fn open_n5(
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || format!("{}:{key}", root.display()),
         || N5Array::open(&root, key),
     )
 }
@@ -474,25 +547,32 @@ fn create_n5(
     let dtype = parse_dtype(dtype)?;
     let compression =
         N5Compression::from_name(compression, compression_level).map_err(|e| to_py_err(py, e))?;
-    wrap_native(py, "n5", false, chunk_cache_bytes, missing_chunks, || {
-        N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite)
-    })
+    let describe = || format!("{}:{key}", root.display());
+    wrap_native(
+        py,
+        "n5",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+        describe,
+        || N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite),
+    )
 }
 
 /// The keys of the zarr arrays below `root`, sorted; `""` for an array at the root.
 #[pyfunction]
 #[pyo3(name = "list_zarr_arrays")]
 fn py_list_zarr_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
-    py.detach(|| list_zarr_arrays(&root))
-        .map_err(|e| to_py_err(py, e))
+    let operation = || format!("listing the zarr arrays of {}", root.display());
+    run_core(py, operation, || list_zarr_arrays(&root))
 }
 
 /// The keys of the N5 datasets below `root`, sorted; `""` for a dataset at the root.
 #[pyfunction]
 #[pyo3(name = "list_n5_arrays")]
 fn py_list_n5_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
-    py.detach(|| list_n5_arrays(&root))
-        .map_err(|e| to_py_err(py, e))
+    let operation = || format!("listing the N5 datasets of {}", root.display());
+    run_core(py, operation, || list_n5_arrays(&root))
 }
 
 /// Opens dataset `key` of the HDF5 file at `path`.
@@ -512,6 +592,7 @@ fn open_hdf5(
         read_only,
         chunk_cache_bytes,
         missing_chunks,
+        || format!("{}:{key}", path.display()),
         || Hdf5Array::open(&path, key, !read_only),
     )
 }
@@ -548,26 +629,32 @@ fn create_hdf5(
         fill_value: fill_value.map(fill_scalar).transpose()?,
         overwrite,
     };
-    wrap_native(py, "hdf5", false, chunk_cache_bytes, missing_chunks, || {
-        Hdf5Array::create(&path, key, &options)
-    })
+    let describe = || format!("{}:{key}", path.display());
+    wrap_native(
+        py,
+        "hdf5",
+        false,
+        chunk_cache_bytes,
+        missing_chunks,
+        describe,
+        || Hdf5Array::create(&path, key, &options),
+    )
 }
 
 /// The paths of the datasets below group `key` of the HDF5 file at `path`, sorted.
 #[pyfunction]
 #[pyo3(name = "list_hdf5_arrays", signature = (path, key = ""))]
 fn py_list_hdf5_arrays(py: Python<'_>, path: PathBuf, key: &str) -> PyResult<Vec<String>> {
-    py.detach(|| list_hdf5_arrays(&path, key))
-        .map_err(|e| to_py_err(py, e))
+    let operation = || format!("listing the datasets of {}:{key}", path.display());
+    run_core(py, operation, || list_hdf5_arrays(&path, key))
 }
 
 /// `"group"`, `"dataset"`, `"other"` or `None`: what is at `key` in the HDF5 file at `path`.
 #[pyfunction]
 #[pyo3(name = "hdf5_node_kind")]
 fn py_hdf5_node_kind(py: Python<'_>, path: PathBuf, key: &str) -> PyResult<Option<&'static str>> {
-    let kind = py
-        .detach(|| hdf5_node_kind(&path, key))
-        .map_err(|e| to_py_err(py, e))?;
+    let operation = || format!("looking up {}:{key}", path.display());
+    let kind = run_core(py, operation, || hdf5_node_kind(&path, key))?;
     Ok(kind.map(|kind| match kind {
         NodeKind::Group => "group",
         NodeKind::Dataset => "dataset",
@@ -579,6 +666,6 @@ fn py_hdf5_node_kind(py: Python<'_>, path: PathBuf, key: &str) -> PyResult<Optio
 #[pyfunction]
 #[pyo3(name = "create_hdf5_file", signature = (path, *, truncate = false))]
 fn py_create_hdf5_file(py: Python<'_>, path: PathBuf, truncate: bool) -> PyResult<()> {
-    py.detach(|| create_hdf5_file(&path, truncate))
-        .map_err(|e| to_py_err(py, e))
+    let operation = || format!("creating {}", path.display());
+    run_core(py, operation, || create_hdf5_file(&path, truncate))
 }

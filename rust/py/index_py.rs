@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PySlice, PyTuple, PyType};
 
-use super::error_py::to_py_err;
+use super::error_py::{guard, to_py_err};
 use crate::error::{Error, Int};
 use crate::index::{self, AxisVec, IndexItem, NormalizedIndex};
 
@@ -29,6 +29,18 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// and whether numpy would return a scalar for this index.
 #[pyfunction]
 fn normalize_index<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyAny>,
+    shape: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>, bool)> {
+    guard(
+        || "normalizing an index".to_owned(),
+        || normalize(py, index, shape),
+    )
+}
+
+#[allow(clippy::type_complexity)]
+fn normalize<'py>(
     py: Python<'py>,
     index: &Bound<'py, PyAny>,
     shape: &Bound<'py, PyAny>,
@@ -74,20 +86,30 @@ fn slice_to_start_stop(
     slice: &Bound<'_, PySlice>,
     size: u64,
 ) -> PyResult<(u64, u64)> {
-    let (start, stop, step) = unpack_slice(slice)?;
-    let range = index::slice_to_start_stop(Some(start), Some(stop), Some(step), size, 0)
-        .map_err(|e| to_py_err(py, e))?;
-    Ok((range.start, range.end))
+    guard(
+        || "normalizing a slice".to_owned(),
+        || {
+            let (start, stop, step) = unpack_slice(slice)?;
+            let range = index::slice_to_start_stop(Some(start), Some(stop), Some(step), size, 0)
+                .map_err(|e| to_py_err(py, e))?;
+            Ok((range.start, range.end))
+        },
+    )
 }
 
 /// `(start, start + 1)` of an integer index on an axis of `size`; negative indices wrap.
 #[pyfunction]
 fn int_to_start_stop(py: Python<'_>, index: &Bound<'_, PyAny>, size: u64) -> PyResult<(u64, u64)> {
-    let IndexItem::Int(index) = parse_item(index, &[size])? else {
-        return Err(to_py_err(py, Error::InvalidIndexType(describe(index))));
-    };
-    let range = index::int_to_start_stop(index, size, 0).map_err(|e| to_py_err(py, e))?;
-    Ok((range.start, range.end))
+    guard(
+        || "normalizing an integer index".to_owned(),
+        || {
+            let IndexItem::Int(index) = parse_item(index, &[size])? else {
+                return Err(to_py_err(py, Error::InvalidIndexType(describe(index))));
+            };
+            let range = index::int_to_start_stop(index, size, 0).map_err(|e| to_py_err(py, e))?;
+            Ok((range.start, range.end))
+        },
+    )
 }
 
 /// One entry of an index: an int (not a bool), a numpy integer, a slice or `...`.

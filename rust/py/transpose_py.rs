@@ -7,7 +7,7 @@ use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use super::error_py::to_py_err;
+use super::error_py::{run_core, to_py_err};
 use crate::transpose::{self, StridedBytes};
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -93,7 +93,10 @@ fn contiguous_transpose<'py>(
         strides: &strides,
         item_size,
     };
-    py.detach(|| transpose::transpose_into(&src, &axes, dst))
-        .map_err(|e| to_py_err(py, e))?;
+    run_core(
+        py,
+        || "transposing an array".to_owned(),
+        || transpose::transpose_into(&src, &axes, dst),
+    )?;
     Ok(out)
 }

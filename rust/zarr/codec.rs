@@ -1,140 +1,180 @@
 //! Encoding and decoding one stored zarr chunk (or one inner chunk of a shard) with its codec
 //! chain.
 //!
-//! zarrs' codec chain does the work in general. The common chains — `bytes` in native byte
-//! order, alone or followed by `zstd` or `blosc` — take a fast path that decodes straight into
-//! the caller's buffer with a per-thread decompression context, instead of zarrs' fresh context
-//! and intermediate vector per chunk.
+//! zarrs' codec chain encodes. Decoding is ours, bounded: a stored chunk is untrusted, and
+//! zarrs' gzip, zlib and zstd decoders read to the end of the stream into a growing vector (one
+//! 1 MiB chunk of compressed zeros grows the process by gigabytes before anything checks its
+//! size). The compressors (gzip, zlib, zstd, blosc) are decoded by [`crate::decompress`] into
+//! buffers as long as the stage they undo can be (its size from zarrs' encoded
+//! representations), so a chunk that decodes to more stops there as a corrupt chunk. The other
+//! bytes-to-bytes codecs zarrs provides here (crc32c, shuffle) never grow their input; the
+//! array-to-bytes and array-to-array codecs (`bytes`, `transpose`, ...) check their input's
+//! size. A sharding codec nested in a longer chain (e.g. after `transpose`) is decoded here too,
+//! inner chunk by inner chunk, with the same bounds. The common chains — `bytes` in native
+//! byte order, alone or followed by one compressor — decode straight into the caller's buffer.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use serde_json::Value;
+use zarrs::array::codec::{
+    BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ShuffleCodec, ZlibCodec,
+    ZstdCodec,
+};
 use zarrs::array::{
-    ArrayBytes, ArrayToBytesCodecTraits, CodecChain, CodecMetadataOptions, CodecOptions,
-    DataType as ZarrsDataType, FillValue,
+    ArrayBytes, ArrayToBytesCodecTraits, BytesRepresentation, BytesToBytesCodecTraits, CodecChain,
+    CodecMetadataOptions, CodecOptions, DataType as ZarrsDataType, FillValue,
 };
 
-/// Chains decoded without zarrs (see the module documentation).
+use zarrs::metadata_ext::codec::sharding::ShardingCodecConfiguration;
+
+use super::shard::ShardLayout;
+use crate::decompress;
+
+/// Why a chunk could not be decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// The stored data is corrupt (the reason).
+    Corrupt(String),
+    /// A buffer of this many bytes could not be allocated.
+    OutOfMemory(usize),
+}
+
+impl From<String> for DecodeError {
+    fn from(reason: String) -> Self {
+        DecodeError::Corrupt(reason)
+    }
+}
+
+/// A compressor decoded here, into a bounded buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FastPath {
-    /// `bytes` only: the stored chunk is the decoded chunk.
-    Raw,
-    /// `bytes`, `zstd`.
-    Zstd { level: i32, checksum: bool },
-    /// `bytes`, `blosc` (decoding reads everything it needs from the blosc header).
+enum Compressor {
+    Gzip,
+    Zlib,
+    Zstd,
     Blosc,
+}
+
+impl Compressor {
+    fn of(codec: &dyn BytesToBytesCodecTraits) -> Option<Self> {
+        let any = codec.as_any();
+        if any.is::<GzipCodec>() {
+            Some(Compressor::Gzip)
+        } else if any.is::<ZlibCodec>() {
+            Some(Compressor::Zlib)
+        } else if any.is::<ZstdCodec>() {
+            Some(Compressor::Zstd)
+        } else if any.is::<BloscCodec>() {
+            Some(Compressor::Blosc)
+        } else {
+            None
+        }
+    }
+
+    fn decode_into(self, encoded: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        match self {
+            Compressor::Gzip => decompress::gzip_into(encoded, out),
+            Compressor::Zlib => decompress::zlib_into(encoded, out),
+            Compressor::Zstd => decompress::zstd_into(encoded, out),
+            Compressor::Blosc => decompress::blosc_into(encoded, out),
+        }
+    }
+}
+
+/// One bytes-to-bytes codec and the size of what its decoding yields.
+struct BytesStage {
+    codec: Arc<dyn BytesToBytesCodecTraits>,
+    compressor: Option<Compressor>,
+    /// The decoded representation (the input the codec encoded).
+    decoded: BytesRepresentation,
+    /// The most bytes decoding may yield.
+    limit: usize,
 }
 
 /// The codecs of one kind of stored chunk, with the shape and type they encode.
 pub(crate) struct ChunkCodec {
     chain: Arc<CodecChain>,
+    /// The chain without its bytes-to-bytes codecs (those are undone by `stages`).
+    array_chain: CodecChain,
+    /// A sharding codec as the array-to-bytes codec of a longer chain: shards are decoded by
+    /// this layout into native order, then `native_array_chain` undoes the array-to-array
+    /// codecs.
+    nested_shard: Option<Box<ShardLayout>>,
+    native_array_chain: CodecChain,
+    /// The bytes-to-bytes codecs, in encoding order.
+    stages: Vec<BytesStage>,
+    /// The array-to-bytes codec is `bytes` in native byte order, without array-to-array codecs:
+    /// the bytes-to-bytes stages yield the decoded chunk itself.
+    native_bytes: bool,
     /// The stored (full, unclipped) chunk shape.
     shape: Vec<NonZeroU64>,
     data_type: ZarrsDataType,
     fill_value: FillValue,
     options: CodecOptions,
-    fast: Option<FastPath>,
     /// Bytes of one decoded chunk.
     nbytes: usize,
+    /// The longest stored chunk that can be valid (longer ones are corrupt and not read).
+    max_encoded_len: u64,
+    /// zstd settings of the `bytes`, `zstd` chain, which is also encoded here.
+    zstd_encoder: Option<(i32, bool)>,
 }
 
 impl std::fmt::Debug for ChunkCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChunkCodec")
             .field("shape", &self.shape)
-            .field("fast", &self.fast)
+            .field("fast_path", &self.fast_path_name())
             .finish_non_exhaustive()
     }
 }
 
 /// The configuration of a codec's metadata, as JSON.
-fn configuration(metadata: &zarrs::metadata::v3::MetadataV3) -> Value {
-    serde_json::to_value(metadata)
-        .ok()
-        .and_then(|mut value| value.get_mut("configuration").map(Value::take))
+fn configuration(codec: &dyn zarrs::array::CodecTraits) -> Value {
+    codec
+        .configuration_v3(&CodecMetadataOptions::default())
+        .and_then(|configuration| serde_json::to_value(configuration).ok())
         .unwrap_or(Value::Null)
 }
 
-/// The fast path for `chain`, if it is one of the common ones.
-fn fast_path(chain: &CodecChain, itemsize: usize) -> Option<FastPath> {
-    let metadatas = chain.create_metadatas(&CodecMetadataOptions::default());
-    let (bytes, rest) = metadatas.split_first()?;
-    if bytes.name() != "bytes" {
-        return None;
+/// Whether the array-to-bytes codec writes elements as they are in memory.
+fn is_native_bytes(codec: &dyn ArrayToBytesCodecTraits, itemsize: usize) -> bool {
+    if !codec.as_any().is::<BytesCodec>() {
+        return false;
     }
-    let endian = configuration(bytes)
-        .get("endian")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     let native = if cfg!(target_endian = "little") {
         "little"
     } else {
         "big"
     };
-    if itemsize > 1 && endian.as_deref() != Some(native) {
-        return None;
-    }
-    match rest {
-        [] => Some(FastPath::Raw),
-        [codec] if codec.name() == "zstd" => {
-            let config = configuration(codec);
-            let level = config.get("level").and_then(Value::as_i64)?;
-            let checksum = config
-                .get("checksum")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            Some(FastPath::Zstd {
-                level: i32::try_from(level).ok()?,
-                checksum,
-            })
-        }
-        [codec] if codec.name() == "blosc" => Some(FastPath::Blosc),
-        _ => None,
-    }
+    itemsize == 1 || configuration(codec).get("endian").and_then(Value::as_str) == Some(native)
+}
+
+/// A limit of `size` plus slack: the longest input that can be valid, whatever encoder wrote
+/// it (zarrs' bounds are worst cases of the reference encoders; others may differ slightly).
+fn with_slack(size: u64) -> u64 {
+    size.saturating_add(size / 4).saturating_add(64 << 10)
 }
 
 thread_local! {
-    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { RefCell::new(None) };
     static ZSTD_COMPRESSOR: RefCell<Option<(i32, bool, zstd::bulk::Compressor<'static>)>> =
         const { RefCell::new(None) };
 }
 
-fn zstd_decompress_into(encoded: &[u8], out: &mut [u8]) -> Result<(), String> {
-    ZSTD_DECOMPRESSOR.with_borrow_mut(|slot| {
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
-        }
-        let decompressor = slot.as_mut().expect("initialized above");
-        let n = decompressor
-            .decompress_to_buffer(encoded, out)
-            .map_err(|e| format!("zstd: {e}"))?;
-        if n == out.len() {
-            Ok(())
-        } else {
-            Err(format!(
-                "zstd: decompressed to {n} bytes, expected {}",
-                out.len()
-            ))
-        }
-    })
-}
-
 fn zstd_compress(decoded: &[u8], level: i32, checksum: bool) -> Result<Vec<u8>, String> {
     ZSTD_COMPRESSOR.with_borrow_mut(|slot| {
-        let reuse = matches!(slot, Some((l, c, _)) if *l == level && *c == checksum);
-        if !reuse {
-            let mut compressor = zstd::bulk::Compressor::new(level).map_err(|e| e.to_string())?;
-            compressor
-                .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
-                .map_err(|e| e.to_string())?;
-            *slot = Some((level, checksum, compressor));
-        }
-        let (_, _, compressor) = slot.as_mut().expect("initialized above");
+        let compressor = match slot {
+            Some((l, c, compressor)) if *l == level && *c == checksum => compressor,
+            _ => {
+                let mut compressor =
+                    zstd::bulk::Compressor::new(level).map_err(|e| e.to_string())?;
+                compressor
+                    .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum))
+                    .map_err(|e| e.to_string())?;
+                &mut slot.insert((level, checksum, compressor)).2
+            }
+        };
         let mut encoded = Vec::with_capacity(zstd::zstd_safe::compress_bound(decoded.len()));
         compressor
             .compress_to_buffer(decoded, &mut encoded)
@@ -143,40 +183,39 @@ fn zstd_compress(decoded: &[u8], level: i32, checksum: bool) -> Result<Vec<u8>, 
     })
 }
 
-fn blosc_decompress_into(encoded: &[u8], out: &mut [u8]) -> Result<(), String> {
-    let mut nbytes = 0usize;
-    // SAFETY: `encoded` is valid for reads of its length; `nbytes` is a valid output location.
-    let valid = unsafe {
-        blosc_src::blosc_cbuffer_validate(
-            encoded.as_ptr().cast::<c_void>(),
-            encoded.len(),
-            &raw mut nbytes,
-        )
+/// The layout of a sharding codec that is the array-to-bytes codec of `chain`, for the
+/// representation its array-to-array codecs give a chunk of `shape`.
+fn nested_shard_layout(
+    chain: &CodecChain,
+    shape: &[NonZeroU64],
+    data_type: &ZarrsDataType,
+    fill_value: &FillValue,
+    itemsize: usize,
+) -> Result<ShardLayout, String> {
+    let (mut shape, mut data_type, mut fill_value) =
+        (shape.to_vec(), data_type.clone(), fill_value.clone());
+    for codec in chain.array_to_array_codecs() {
+        (shape, data_type, fill_value) = codec
+            .encoded_representation(&shape, &data_type, &fill_value)
+            .map_err(|e| format!("codecs: {e}"))?;
+        if fill_value.as_ne_bytes().len() != itemsize {
+            return Err(
+                "sharding_indexed after a codec that changes the data type is not supported"
+                    .to_string(),
+            );
+        }
+    }
+    let configuration = chain
+        .array_to_bytes_codec()
+        .configuration_v3(&CodecMetadataOptions::default())
+        .unwrap_or_default()
+        .to_typed::<ShardingCodecConfiguration>()
+        .map_err(|e| format!("sharding_indexed configuration: {e}"))?;
+    let ShardingCodecConfiguration::V1(configuration) = configuration else {
+        return Err("unsupported sharding_indexed configuration version".to_string());
     };
-    if valid != 0 {
-        return Err("blosc: not a valid blosc buffer (truncated or corrupt)".to_string());
-    }
-    if nbytes != out.len() {
-        return Err(format!(
-            "blosc: holds {nbytes} bytes, expected {}",
-            out.len()
-        ));
-    }
-    // SAFETY: the buffer was validated above (its header fits in `encoded` and it decompresses
-    // to `out.len()` bytes); `out` is valid for writes of `out.len()` bytes.
-    let n = unsafe {
-        blosc_src::blosc_decompress_ctx(
-            encoded.as_ptr().cast::<c_void>(),
-            out.as_mut_ptr().cast::<c_void>(),
-            out.len(),
-            1 as c_int,
-        )
-    };
-    if usize::try_from(n).ok() == Some(out.len()) {
-        Ok(())
-    } else {
-        Err(format!("blosc: decompression failed ({n})"))
-    }
+    let shard_shape = shape.iter().map(|n| n.get()).collect();
+    ShardLayout::new(&configuration, shard_shape, data_type, fill_value, itemsize)
 }
 
 impl ChunkCodec {
@@ -191,26 +230,94 @@ impl ChunkCodec {
             .iter()
             .map(|&n| NonZeroU64::new(n).ok_or_else(|| format!("chunk shape {shape:?} has a 0")))
             .collect::<Result<Vec<_>, _>>()?;
-        let nbytes = shape
-            .iter()
-            .try_fold(itemsize, |acc, n| {
-                usize::try_from(n.get())
-                    .ok()
-                    .and_then(|n| acc.checked_mul(n))
-            })
-            .ok_or_else(|| format!("chunk shape {shape:?} is too large"))?;
-        // Chunks are decoded one per task of the parallel region loop, so codecs run
-        // single-threaded (no oversubscription).
-        let options = CodecOptions::default().with_concurrent_target(1);
-        let fast = fast_path(&chain, itemsize);
+        let dims: Vec<u64> = shape.iter().map(|n| n.get()).collect();
+        let nbytes = crate::buffer::byte_len(&dims, itemsize).ok_or_else(|| {
+            format!("chunk shape {dims:?} is too large: its chunks cannot be held in memory")
+        })?;
+        let array_to_bytes = chain.array_to_bytes_codec();
+        let nested_shard = if array_to_bytes.as_any().is::<ShardingCodec>() {
+            Some(Box::new(nested_shard_layout(
+                &chain,
+                &shape,
+                &data_type,
+                &fill_value,
+                itemsize,
+            )?))
+        } else {
+            None
+        };
+        let native_bytes = chain.array_to_array_codecs().is_empty()
+            && is_native_bytes(&**array_to_bytes, itemsize);
+        let native_array_chain = CodecChain::new(
+            chain.array_to_array_codecs().to_vec(),
+            Arc::new(BytesCodec::default()),
+            Vec::new(),
+        );
+        // The size of each stage's output, from the array-to-bytes codec on.
+        let array_chain = CodecChain::new(
+            chain.array_to_array_codecs().to_vec(),
+            Arc::clone(array_to_bytes),
+            Vec::new(),
+        );
+        let mut representation = array_chain
+            .encoded_representation(&shape, &data_type, &fill_value)
+            .map_err(|e| format!("codecs: {e}"))?;
+        let mut stages = Vec::new();
+        for codec in chain.bytes_to_bytes_codecs() {
+            let compressor = Compressor::of(&**codec);
+            let known = compressor.is_some()
+                || codec.as_any().is::<Crc32cCodec>()
+                || codec.as_any().is::<ShuffleCodec>();
+            if !known {
+                return Err(format!(
+                    "codec {:?} is not supported by native arrays",
+                    codec.name_v3().unwrap_or_default()
+                ));
+            }
+            let limit = match representation {
+                BytesRepresentation::FixedSize(n) => n,
+                BytesRepresentation::BoundedSize(n) => with_slack(n),
+                BytesRepresentation::UnboundedSize => with_slack(nbytes as u64),
+            };
+            stages.push(BytesStage {
+                codec: Arc::clone(codec),
+                compressor,
+                decoded: representation,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            });
+            representation = codec.encoded_representation(&representation);
+        }
+        let max_encoded_len = with_slack(representation.size().unwrap_or(nbytes as u64));
+        let zstd_encoder = match stages.as_slice() {
+            [stage] if native_bytes && stage.compressor == Some(Compressor::Zstd) => {
+                let config = configuration(&*stage.codec);
+                config
+                    .get("level")
+                    .and_then(Value::as_i64)
+                    .and_then(|level| i32::try_from(level).ok())
+                    .map(|level| {
+                        let checksum = config.get("checksum").and_then(Value::as_bool);
+                        (level, checksum.unwrap_or(false))
+                    })
+            }
+            _ => None,
+        };
         Ok(ChunkCodec {
             chain,
+            array_chain,
+            nested_shard,
+            native_array_chain,
+            stages,
+            native_bytes,
             shape,
             data_type,
             fill_value,
-            options,
-            fast,
+            // Chunks are decoded one per task of the parallel region loop, so codecs run
+            // single-threaded (no oversubscription).
+            options: CodecOptions::default().with_concurrent_target(1),
             nbytes,
+            max_encoded_len,
+            zstd_encoder,
         })
     }
 
@@ -219,95 +326,185 @@ impl ChunkCodec {
         self.nbytes
     }
 
+    /// The longest stored chunk that can be valid; longer ones are corrupt (and not read).
+    pub(crate) fn max_encoded_len(&self) -> u64 {
+        self.max_encoded_len
+    }
+
     /// The decoded chunk shape.
     pub(crate) fn shape(&self) -> Vec<u64> {
         self.shape.iter().map(|n| n.get()).collect()
     }
 
-    /// The fast path taken, for tests.
-    #[cfg(test)]
+    /// The path decoding takes, for tests and debugging.
     pub(crate) fn fast_path_name(&self) -> &'static str {
-        match self.fast {
-            None => "zarrs",
-            Some(FastPath::Raw) => "raw",
-            Some(FastPath::Zstd { .. }) => "zstd",
-            Some(FastPath::Blosc) => "blosc",
+        match (self.native_bytes, self.stages.as_slice()) {
+            (true, []) => "raw",
+            (true, [stage]) => match stage.compressor {
+                Some(Compressor::Zstd) => "zstd",
+                Some(Compressor::Blosc) => "blosc",
+                Some(Compressor::Gzip) => "gzip",
+                Some(Compressor::Zlib) => "zlib",
+                None => "staged",
+            },
+            _ => "staged",
         }
     }
 
     /// Whether the stored chunk is the decoded chunk (no compression, native byte order).
     pub(crate) fn is_raw(&self) -> bool {
-        self.fast == Some(FastPath::Raw)
+        self.native_bytes && self.stages.is_empty()
     }
 
-    /// Decodes a stored chunk into `out` (one full chunk). The error is the reason the chunk
-    /// is corrupt.
-    pub(crate) fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), String> {
-        debug_assert_eq!(out.len(), self.nbytes);
-        match self.fast {
-            Some(FastPath::Raw) => {
-                if encoded.len() != out.len() {
-                    return Err(format!(
-                        "holds {} bytes, expected {} (uncompressed)",
-                        encoded.len(),
-                        out.len()
-                    ));
-                }
-                out.copy_from_slice(encoded);
-                Ok(())
-            }
-            Some(FastPath::Zstd { .. }) => zstd_decompress_into(encoded, out),
-            Some(FastPath::Blosc) => blosc_decompress_into(encoded, out),
-            None => self.decode_with_zarrs(encoded, out),
+    /// Decodes a stored chunk into `out` (one full chunk), never holding more than about two
+    /// chunks beside the input.
+    pub(crate) fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+        if out.len() != self.nbytes {
+            return Err(DecodeError::Corrupt(format!(
+                "a buffer of {} bytes for a chunk of {}",
+                out.len(),
+                self.nbytes
+            )));
         }
-    }
-
-    fn decode_with_zarrs(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), String> {
-        // zarrs' codecs report bad data as errors; a panic on some malformed input would still
-        // be a bug there, and must not take the process (or Python) down.
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.chain.decode(
-                Cow::Borrowed(encoded),
+        if encoded.len() as u64 > self.max_encoded_len {
+            return Err(DecodeError::Corrupt(format!(
+                "holds {} bytes, more than any encoding of a {}-byte chunk",
+                encoded.len(),
+                self.nbytes
+            )));
+        }
+        // Decoded straight into `out`: no codecs, or one compressor.
+        if self.native_bytes {
+            match self.stages.as_slice() {
+                [] => return exact_copy(encoded, out, "uncompressed"),
+                [BytesStage {
+                    compressor: Some(compressor),
+                    ..
+                }] => {
+                    let n = compressor.decode_into(encoded, out)?;
+                    return check_len(n, out.len());
+                }
+                _ => {}
+            }
+        }
+        // The general chain: undo each bytes-to-bytes stage into a buffer as long as that
+        // stage's output can be, then the array-to-bytes (and array-to-array) codecs.
+        let mut current: Cow<'_, [u8]> = Cow::Borrowed(encoded);
+        for stage in self.stages.iter().rev() {
+            current = Cow::Owned(self.undo_stage(stage, &current)?);
+        }
+        if self.native_bytes {
+            return exact_copy(&current, out, "decoded");
+        }
+        let (chain, current) = match &self.nested_shard {
+            Some(layout) => {
+                let mut array = Vec::new();
+                array
+                    .try_reserve_exact(self.nbytes)
+                    .map_err(|_| DecodeError::OutOfMemory(self.nbytes))?;
+                array.resize(self.nbytes, 0);
+                layout.decode_shard(&current, &mut array)?;
+                if self.chain.array_to_array_codecs().is_empty() {
+                    return exact_copy(&array, out, "decoded");
+                }
+                (&self.native_array_chain, Cow::Owned(array))
+            }
+            None => (&self.array_chain, current),
+        };
+        let decoded = chain
+            .decode(
+                current,
                 &self.shape,
                 &self.data_type,
                 &self.fill_value,
                 &self.options,
             )
-        }))
-        .map_err(|_| "the decoder panicked".to_string())?
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
         let ArrayBytes::Fixed(bytes) = decoded else {
-            return Err("decoded to variable-length data".to_string());
-        };
-        if bytes.len() != out.len() {
-            return Err(format!(
-                "decoded to {} bytes, expected {}",
-                bytes.len(),
-                out.len()
+            return Err(DecodeError::Corrupt(
+                "decoded to variable-length data".to_string(),
             ));
+        };
+        exact_copy(&bytes, out, "decoded")
+    }
+
+    /// Undoes one bytes-to-bytes codec, yielding at most `stage.limit` bytes.
+    fn undo_stage(&self, stage: &BytesStage, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let decoded = match stage.compressor {
+            Some(compressor) => {
+                let mut buffer = Vec::new();
+                buffer
+                    .try_reserve_exact(stage.limit)
+                    .map_err(|_| DecodeError::OutOfMemory(stage.limit))?;
+                buffer.resize(stage.limit, 0);
+                let n = compressor.decode_into(input, &mut buffer)?;
+                buffer.truncate(n);
+                buffer
+            }
+            // crc32c and shuffle yield at most their input.
+            None => stage
+                .codec
+                .decode(Cow::Borrowed(input), &stage.decoded, &self.options)
+                .map_err(|e| e.to_string())?
+                .into_owned(),
+        };
+        match stage.decoded {
+            BytesRepresentation::FixedSize(n) if decoded.len() as u64 != n => {
+                Err(DecodeError::Corrupt(format!(
+                    "{} decoded to {} bytes, expected {n}",
+                    stage.codec.name_v3().unwrap_or_default(),
+                    decoded.len()
+                )))
+            }
+            _ if decoded.len() > stage.limit => Err(DecodeError::Corrupt(format!(
+                "{} decoded to {} bytes, more than the {} its input can hold",
+                stage.codec.name_v3().unwrap_or_default(),
+                decoded.len(),
+                stage.limit
+            ))),
+            _ => Ok(decoded),
         }
-        out.copy_from_slice(&bytes);
-        Ok(())
     }
 
     /// Encodes one full chunk.
     pub(crate) fn encode<'a>(&self, decoded: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
         debug_assert_eq!(decoded.len(), self.nbytes);
-        match self.fast {
-            Some(FastPath::Raw) => Ok(Cow::Borrowed(decoded)),
-            Some(FastPath::Zstd { level, checksum }) => {
-                zstd_compress(decoded, level, checksum).map(Cow::Owned)
-            }
-            _ => self
-                .chain
-                .encode(
-                    ArrayBytes::new_flen(Cow::Borrowed(decoded)),
-                    &self.shape,
-                    &self.data_type,
-                    &self.fill_value,
-                    &self.options,
-                )
-                .map_err(|e| e.to_string()),
+        if self.is_raw() {
+            return Ok(Cow::Borrowed(decoded));
         }
+        if let Some((level, checksum)) = self.zstd_encoder {
+            return zstd_compress(decoded, level, checksum).map(Cow::Owned);
+        }
+        self.chain
+            .encode(
+                ArrayBytes::new_flen(Cow::Borrowed(decoded)),
+                &self.shape,
+                &self.data_type,
+                &self.fill_value,
+                &self.options,
+            )
+            .map_err(|e| e.to_string())
     }
+}
+
+fn check_len(n: usize, expected: usize) -> Result<(), DecodeError> {
+    if n == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::Corrupt(format!(
+            "decodes to {n} bytes, expected {expected}"
+        )))
+    }
+}
+
+fn exact_copy(data: &[u8], out: &mut [u8], what: &str) -> Result<(), DecodeError> {
+    if data.len() != out.len() {
+        return Err(DecodeError::Corrupt(format!(
+            "holds {} bytes, expected {} ({what})",
+            data.len(),
+            out.len()
+        )));
+    }
+    out.copy_from_slice(data);
+    Ok(())
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{key_components, node_dir, read_json, ZarrArray};
+use super::{key_components, node_dir, read_node_type, ZarrArray};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::fs::atomic_write;
@@ -277,6 +277,14 @@ impl ZarrCreate {
                 self.chunk_shape
             ));
         }
+        crate::chunked::check_shape(&self.shape).or_else(fail)?;
+        if crate::buffer::byte_len(&self.chunk_shape, self.dtype.size()).is_none() {
+            return fail(format!(
+                "chunks of shape {:?} and type {} would not fit in memory",
+                self.chunk_shape,
+                self.dtype.name()
+            ));
+        }
         if let Some(shards) = &self.shard_shape {
             if self.zarr_format != 3 {
                 return fail("sharding needs zarr_format 3".to_string());
@@ -290,6 +298,20 @@ impl ZarrCreate {
                 return fail(format!(
                     "shard shape {shards:?} must be a positive multiple of the chunk shape {:?} \
                      on every axis",
+                    self.chunk_shape
+                ));
+            }
+            let per_shard: Vec<u64> = shards
+                .iter()
+                .zip(&self.chunk_shape)
+                .map(|(&s, &c)| s / c)
+                .collect();
+            if crate::buffer::element_count(&per_shard)
+                .is_none_or(|n| n > super::shard::MAX_INNER_CHUNKS)
+            {
+                return fail(format!(
+                    "shards of {shards:?} would hold more than {} chunks of {:?}",
+                    super::shard::MAX_INNER_CHUNKS,
                     self.chunk_shape
                 ));
             }
@@ -446,8 +468,8 @@ enum Node {
 }
 
 fn node_at(dir: &Path) -> Result<Node> {
-    if let Some(metadata) = read_json(&dir.join("zarr.json"))? {
-        return Ok(match metadata.get("node_type").and_then(Value::as_str) {
+    if let Some(node_type) = read_node_type(dir)? {
+        return Ok(match node_type.as_deref() {
             Some("group") => Node::Group,
             _ => Node::Array,
         });
@@ -555,7 +577,17 @@ impl ZarrArray {
 /// The keys of the zarr arrays in the store at `root`, sorted (`""` for a root array). Groups
 /// and directories without metadata are searched; arrays are not descended into.
 pub fn list_zarr_arrays(root: &Path) -> Result<Vec<String>> {
-    fn walk(dir: &Path, key: &str, depth: usize, found: &mut Vec<String>) -> Result<()> {
+    fn walk(
+        dir: &Path,
+        key: &str,
+        depth: usize,
+        seen: &mut crate::fs::SeenDirs,
+        found: &mut Vec<String>,
+    ) -> Result<()> {
+        // A folder reached twice (a symlink cycle, or two links to one folder) is walked once.
+        if !seen.first_visit(dir) {
+            return Ok(());
+        }
         if node_at(dir)? == Node::Array {
             found.push(key.to_string());
             return Ok(());
@@ -581,12 +613,12 @@ pub fn list_zarr_arrays(root: &Path) -> Result<Vec<String>> {
             } else {
                 format!("{key}/{name}")
             };
-            walk(&entry.path(), &child, depth + 1, found)?;
+            walk(&entry.path(), &child, depth + 1, seen, found)?;
         }
         Ok(())
     }
     let mut found = Vec::new();
-    walk(root, "", 0, &mut found)?;
+    walk(root, "", 0, &mut crate::fs::SeenDirs::default(), &mut found)?;
     found.sort();
     Ok(found)
 }

@@ -21,18 +21,20 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
-use zarrs::array::{Array, ArrayCreateError, ArrayMetadata};
+use serde_json::{Map, Value};
+use zarrs::array::{Array, ArrayMetadata};
 use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::metadata_ext::codec::sharding::ShardingCodecConfiguration;
 
+use crate::buffer;
 use crate::chunked::{
-    check_region, chunk_selections, copy_box, region_len, ChunkSelection, ChunkedArray,
+    check_region, copy_box, region_bytes, ChunkSelection, ChunkedArray, RegionChunks,
 };
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
+use crate::metadata_json::{read_object, Members};
 
-use codec::ChunkCodec;
+use codec::{ChunkCodec, DecodeError};
 use pipeline::{produce_and_store, Stored};
 use shard::ShardLayout;
 
@@ -60,9 +62,9 @@ pub struct ZarrArray {
 
 enum Layout {
     /// One stored value per chunk.
-    Chunked(ChunkCodec),
+    Chunked(Box<ChunkCodec>),
     /// One stored value per shard, holding inner chunks and an index.
-    Sharded(ShardLayout),
+    Sharded(Box<ShardLayout>),
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -95,39 +97,33 @@ pub(crate) fn node_dir(root: &Path, components: &[&str]) -> PathBuf {
     path
 }
 
-/// A JSON file, `None` when it does not exist.
-pub(crate) fn read_json(path: &Path) -> Result<Option<Value>> {
-    let Some(bytes) = crate::fs::read_if_exists(path)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Metadata {
-            path: path.display().to_string(),
-            reason: format!("invalid JSON: {e}"),
-        })
+/// A zarr node's `zarr.json` with only `node_type` parsed (user attributes are not read),
+/// `None` when it does not exist.
+pub(crate) fn read_node_type(dir: &Path) -> Result<Option<Option<String>>> {
+    let metadata = read_object(&dir.join("zarr.json"), Members::Only(&["node_type"]))?;
+    Ok(metadata.map(|m| {
+        m.get("node_type")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }))
 }
 
-/// The `.zarray` metadata of `dir` with an integral float fill value of an integer or bool
-/// array replaced by that integer (or bool); `None` when there is nothing to replace.
+/// The v2 `fill_value` in `metadata` replaced by the integer (or bool) it equals when it is an
+/// integral float of an integer or bool array; anything else is left for zarrs to judge.
 ///
 /// z5py writes every zarr v2 array with a float fill value (`"fill_value": 0.0` for `<u2`);
 /// zarr-python and bioimage-py 0.2 read it as the integer, zarrs refuses it. A fractional or
 /// out-of-range value is left for zarrs to refuse.
-fn v2_metadata_with_integral_fill(dir: &Path) -> Result<Option<ArrayMetadataV2>> {
+fn integral_v2_fill_value(metadata: &mut Map<String, Value>) {
     // The first floats past i64::MAX and u64::MAX.
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
     const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
-    let path = dir.join(".zarray");
-    let Some(mut metadata) = read_json(&path)? else {
-        return Ok(None);
-    };
     let fill = match metadata.get("fill_value") {
         Some(value) if value.is_f64() => value.as_f64().unwrap_or(f64::NAN),
-        _ => return Ok(None), // an integer, a string (NaN, Infinity), null: zarrs decides
+        _ => return, // an integer, a string (NaN, Infinity), null: zarrs decides
     };
     if !fill.is_finite() || fill.fract() != 0.0 {
-        return Ok(None);
+        return;
     }
     let kind = metadata
         .get("dtype")
@@ -138,15 +134,50 @@ fn v2_metadata_with_integral_fill(dir: &Path) -> Result<Option<ArrayMetadataV2>>
         Some('u') if (0.0..TWO_POW_64).contains(&fill) => Value::from(fill as u64),
         Some('i') if (-TWO_POW_63..TWO_POW_63).contains(&fill) => Value::from(fill as i64),
         Some('b') if fill == 0.0 || fill == 1.0 => Value::from(fill == 1.0),
-        _ => return Ok(None),
+        _ => return,
     };
-    metadata["fill_value"] = replacement;
-    serde_json::from_value(metadata)
-        .map(Some)
-        .map_err(|e| Error::Metadata {
-            path: path.display().to_string(),
-            reason: format!("invalid zarr v2 array metadata: {e}"),
-        })
+    metadata.insert("fill_value".to_string(), replacement);
+}
+
+/// The array metadata of the zarr node in `dir`: `zarr.json` (v3, which takes precedence, as
+/// in zarrs and zarr-python) or `.zarray` (v2). User attributes are neither parsed nor needed,
+/// so however they are nested, the array opens. Every problem is an error naming the file.
+fn read_array_metadata(dir: &Path) -> Result<ArrayMetadata> {
+    let v3_path = dir.join("zarr.json");
+    let invalid = |path: &Path, reason: String| Error::Metadata {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(mut members) = read_object(&v3_path, Members::AllBut(&["attributes"]))? {
+        match members.get("node_type").and_then(Value::as_str) {
+            Some("array") => {}
+            Some("group") => return Err(invalid(dir, "is a zarr group, not an array".to_string())),
+            _ => {
+                return Err(invalid(
+                    &v3_path,
+                    format!(
+                        "node_type {} is not \"array\" or \"group\"",
+                        members.get("node_type").unwrap_or(&Value::Null)
+                    ),
+                ))
+            }
+        }
+        members.insert("attributes".to_string(), Value::Object(Map::new()));
+        return serde_json::from_value(Value::Object(members))
+            .map(ArrayMetadata::V3)
+            .map_err(|e| invalid(&v3_path, format!("invalid zarr v3 array metadata: {e}")));
+    }
+    let v2_path = dir.join(".zarray");
+    let Some(mut members) = read_object(&v2_path, Members::All)? else {
+        return Err(invalid(
+            dir,
+            "no zarr array here (neither zarr.json nor .zarray)".to_string(),
+        ));
+    };
+    integral_v2_fill_value(&mut members);
+    serde_json::from_value::<ArrayMetadataV2>(Value::Object(members))
+        .map(ArrayMetadata::V2)
+        .map_err(|e| invalid(&v2_path, format!("invalid zarr v2 array metadata: {e}")))
 }
 
 /// Our type for a zarrs data type, `None` for the ones native arrays do not support.
@@ -204,40 +235,23 @@ impl ZarrArray {
         let components = key_components(key)?;
         let dir = node_dir(root, &components);
         let describe = dir.display().to_string();
-        let v3_metadata = read_json(&dir.join("zarr.json"))?;
-        if let Some(metadata) = &v3_metadata {
-            if metadata.get("node_type").and_then(Value::as_str) == Some("group") {
-                return Err(Error::Metadata {
-                    path: describe,
-                    reason: "is a zarr group, not an array".to_string(),
-                });
-            }
-        }
+        let metadata = read_array_metadata(&dir)?;
         let store = Arc::new(AtomicFilesystemStore::new(root)?);
         let key = components.join("/");
         let node = format!("/{key}");
-        // zarrs prefers zarr.json too: only a v2-only node gets its fill value fixed.
-        let lenient_v2 = match v3_metadata {
-            Some(_) => None,
-            None => v2_metadata_with_integral_fill(&dir)?,
-        };
-        let opened = match lenient_v2 {
-            Some(metadata) => {
-                Array::new_with_metadata(Arc::clone(&store), &node, ArrayMetadata::V2(metadata))
-            }
-            None => Array::open(Arc::clone(&store), &node),
-        };
-        let array = opened.map_err(|e| {
-            let reason = match e {
-                ArrayCreateError::MissingMetadata => {
-                    "no zarr array here (neither zarr.json nor .zarray)".to_string()
-                }
-                other => other.to_string(),
-            };
-            Error::Metadata {
-                path: describe.clone(),
-                reason,
-            }
+        // zarrs validates the metadata; a panic on some absurd value would be a bug there, and
+        // is reported as invalid metadata rather than taking the process down.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Array::new_with_metadata(Arc::clone(&store), &node, metadata)
+        }))
+        .map_err(|_| Error::Metadata {
+            path: describe.clone(),
+            reason: "the metadata cannot be interpreted (the zarrs crate panicked on it)"
+                .to_string(),
+        })?;
+        let array = opened.map_err(|e| Error::Metadata {
+            path: describe.clone(),
+            reason: e.to_string(),
         })?;
         Self::from_array(root, key, describe, store, array)
     }
@@ -270,6 +284,7 @@ impl ZarrArray {
             )));
         }
         let shape = array.shape().to_vec();
+        crate::chunked::check_shape(&shape).map_err(&bad)?;
         let grid_chunk_shape = regular_chunk_shape(&array).map_err(&bad)?;
         if grid_chunk_shape.len() != shape.len() || grid_chunk_shape.contains(&0) {
             return Err(bad(format!(
@@ -303,7 +318,7 @@ impl ZarrArray {
                     itemsize,
                 )
                 .map_err(&bad)?;
-                (layout.inner.shape(), Layout::Sharded(layout))
+                (layout.inner.shape(), Layout::Sharded(Box::new(layout)))
             }
             Some(_) => {
                 return Err(bad(
@@ -320,7 +335,7 @@ impl ZarrArray {
                     itemsize,
                 )
                 .map_err(&bad)?;
-                (grid_chunk_shape, Layout::Chunked(codec))
+                (grid_chunk_shape, Layout::Chunked(Box::new(codec)))
             }
         };
         Ok(ZarrArray {
@@ -393,8 +408,19 @@ impl ZarrArray {
         })
     }
 
+    /// The error for a chunk that could not be decoded.
+    fn decode_error(&self, chunk: &[u64], error: DecodeError) -> Error {
+        match error {
+            DecodeError::Corrupt(reason) => self.corrupt(chunk, reason),
+            DecodeError::OutOfMemory(bytes) => Error::out_of_memory(
+                bytes,
+                format!("decoding chunk {chunk:?} of {}", self.describe),
+            ),
+        }
+    }
+
     fn check_buffer(&self, chunk: &[u64], region: &[Range<u64>], len: usize) -> Result<()> {
-        let expected = region_len(region) * self.dtype.size();
+        let expected = region_bytes(region, self.dtype.size());
         if len == expected {
             Ok(())
         } else {
@@ -419,12 +445,13 @@ impl ZarrArray {
         if clipped == full_shape {
             return codec
                 .decode_into(encoded, out)
-                .map_err(|reason| self.corrupt(chunk, reason));
+                .map_err(|e| self.decode_error(chunk, e));
         }
-        with_scratch(codec.nbytes(), |full| {
+        let purpose = || format!("decoding chunk {chunk:?} of {}", self.describe);
+        with_scratch(codec.nbytes(), purpose, |full| {
             codec
                 .decode_into(encoded, full)
-                .map_err(|reason| self.corrupt(chunk, reason))?;
+                .map_err(|e| self.decode_error(chunk, e))?;
             let selection: Vec<Range<u64>> = clipped.iter().map(|&n| 0..n).collect();
             // SAFETY: `full` holds a full chunk, `out` the clipped one (checked by the caller);
             // the selection is the clipped extent, inside both.
@@ -497,11 +524,23 @@ impl ZarrArray {
             file.read_exact(out).map_err(|e| Error::io(&path, e))?;
             return Ok(true);
         }
-        let mut encoded = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut encoded)
-            .map_err(|e| Error::io(&path, e))?;
+        let encoded =
+            crate::fs::read_open_file(file, &path, len, codec.max_encoded_len(), |len| {
+                self.too_long(codec, chunk, len)
+            })?;
         self.decode_clipped(codec, chunk, &encoded, region, out)?;
         Ok(true)
+    }
+
+    /// The error for a stored chunk longer than any valid encoding (not read).
+    fn too_long(&self, codec: &ChunkCodec, chunk: &[u64], len: u64) -> Error {
+        self.corrupt(
+            chunk,
+            format!(
+                "holds {len} bytes, more than any encoding of a {}-byte chunk",
+                codec.nbytes()
+            ),
+        )
     }
 
     /// The new stored value of the chunk `selection` of a write of `data` into `region`:
@@ -521,12 +560,16 @@ impl ZarrArray {
             .iter()
             .zip(&full_shape)
             .any(|(r, &n)| r.end - r.start != n);
-        with_scratch(codec.nbytes(), |full| {
+        let purpose = || format!("writing chunk {chunk:?} of {}", self.describe);
+        with_scratch(codec.nbytes(), purpose, |full| {
             if !selection.is_complete_chunk() {
-                match crate::fs::read_if_exists(&path)? {
+                let stored = crate::fs::read_bounded(&path, codec.max_encoded_len(), |len| {
+                    self.too_long(codec, chunk, len)
+                })?;
+                match stored {
                     Some(encoded) => codec
                         .decode_into(&encoded, full)
-                        .map_err(|reason| self.corrupt(chunk, reason))?,
+                        .map_err(|e| self.decode_error(chunk, e))?,
                     None => self.fill(full),
                 }
             } else if clipped {
@@ -575,12 +618,22 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's scratch buffer of `len` bytes (contents unspecified).
-fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+/// Scratch buffers larger than this are freed after use rather than kept by their thread.
+const KEEP_SCRATCH_BYTES: usize = 64 << 20;
+
+/// Runs `f` on this thread's scratch buffer of `len` bytes (contents unspecified); an
+/// [`Error::OutOfMemory`] for `purpose` when it cannot be allocated.
+fn with_scratch<T>(
+    len: usize,
+    purpose: impl FnOnce() -> String,
+    f: impl FnOnce(&mut [u8]) -> Result<T>,
+) -> Result<T> {
     let mut buffer = SCRATCH.take();
-    buffer.resize(len, 0);
-    let result = f(&mut buffer);
-    SCRATCH.set(buffer);
+    buffer::resize(&mut buffer, len, purpose)?;
+    let result = f(&mut buffer[..len]);
+    if buffer.capacity() <= KEEP_SCRATCH_BYTES {
+        SCRATCH.set(buffer);
+    }
     result
 }
 
@@ -656,7 +709,7 @@ impl ChunkedArray for ZarrArray {
 
     fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
         check_region(region, &self.shape, &|| self.describe.clone())?;
-        if data.len() != region_len(region) * self.dtype.size() {
+        if data.len() != region_bytes(region, self.dtype.size()) {
             return Err(Error::InvalidArgument(format!(
                 "data of {} bytes does not fit region {region:?} of {}",
                 data.len(),
@@ -665,9 +718,9 @@ impl ChunkedArray for ZarrArray {
         }
         match &self.layout {
             Layout::Chunked(codec) => {
-                let selections = chunk_selections(region, &self.shape, &self.chunk_shape);
-                produce_and_store(&selections, |selection| {
-                    self.produce_chunk(codec, selection, region, data)
+                let chunks = RegionChunks::new(region, &self.shape, &self.chunk_shape)?;
+                produce_and_store(chunks.len(), |index| {
+                    self.produce_chunk(codec, &chunks.get(index), region, data)
                 })
             }
             Layout::Sharded(layout) => self.write_region_sharded(layout, region, data),

@@ -36,27 +36,27 @@ impl Stored {
     }
 }
 
-/// Produces the stored value of every item in parallel and stores them on I/O threads. The
-/// first error (an I/O error before an encoding one) is returned; after an error, items not
-/// yet produced are skipped.
-pub(super) fn produce_and_store<T: Sync>(
-    items: &[T],
-    produce: impl Fn(&T) -> Result<Stored> + Sync,
+/// Produces the stored value of items `0..count` in parallel and stores them on I/O threads.
+/// The first error (an I/O error before an encoding one) is returned; after an error, items not
+/// yet produced are skipped. A single item is produced on the caller's thread (its own
+/// parallel work, if any, runs on the process's pool too).
+pub(super) fn produce_and_store(
+    count: usize,
+    produce: impl Fn(usize) -> Result<Stored> + Sync,
 ) -> Result<()> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(|item| produce(item)?.store());
+    if count <= 1 {
+        return (0..count).try_for_each(|item| produce(item)?.store());
     }
-    let pool = thread_pool();
-    let writers = (2 * pool.current_num_threads())
-        .clamp(4, 16)
-        .min(items.len());
+    let pool = thread_pool()?;
+    let writers = (2 * pool.current_num_threads()).clamp(4, 16).min(count);
     let (sender, receiver) = sync_channel::<Stored>(2 * writers);
     let receiver = Mutex::new(receiver);
     let failed = AtomicBool::new(false);
     let io_error: Mutex<Option<Error>> = Mutex::new(None);
     let produced = std::thread::scope(|scope| {
+        let mut started = 0;
         for _ in 0..writers {
-            scope.spawn(|| loop {
+            let writer = std::thread::Builder::new().spawn_scoped(scope, || loop {
                 // Writers drain the channel until every sender is gone, even after a failure,
                 // so producers never block on a full channel.
                 let next = receiver
@@ -75,10 +75,17 @@ pub(super) fn produce_and_store<T: Sync>(
                         .get_or_insert(e);
                 }
             });
+            started += usize::from(writer.is_ok());
+        }
+        if started == 0 {
+            // Nothing would drain the channel: fail rather than block on it.
+            return Err(Error::Resource(
+                "cannot start a thread to write chunks".to_string(),
+            ));
         }
         pool.install(|| {
-            items
-                .par_iter()
+            (0..count)
+                .into_par_iter()
                 .try_for_each_with(sender, |sender, item| -> Result<()> {
                     if failed.load(Ordering::Relaxed) {
                         return Ok(());

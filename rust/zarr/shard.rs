@@ -31,15 +31,20 @@ use zarrs::array::{
 };
 use zarrs::metadata_ext::codec::sharding::{ShardingCodecConfigurationV1, ShardingIndexLocation};
 
-use super::codec::ChunkCodec;
+use super::codec::{ChunkCodec, DecodeError};
 use super::pipeline::{produce_and_store, Stored};
 use super::{with_scratch, ZarrArray};
-use crate::chunked::{chunk_selections, copy_box, ChunkSelection};
+use crate::buffer;
+use crate::chunked::{copy_box, fill_box, ChunkSelection, RegionChunks};
 use crate::error::{Error, Result};
+use crate::thread_pool;
 
 /// How many bytes of decoded shard indexes an array keeps.
 const INDEX_CACHE_BYTES: usize = 64 << 20;
 const ABSENT: u64 = u64::MAX;
+/// The most inner chunks a shard may hold: its index (16 bytes per inner chunk, 256 MiB here)
+/// is read whole to find any one of them.
+pub(super) const MAX_INNER_CHUNKS: u64 = 1 << 24;
 
 /// What identifies one version of a shard file: atomic replacement makes a new inode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +87,8 @@ pub(super) struct ShardLayout {
     index_nbytes: u64,
     index_at_start: bool,
     index_options: CodecOptions,
+    /// One element of the fill value, native byte order.
+    fill_bytes: Vec<u8>,
     cache: Mutex<LruCache<Vec<u64>, CachedIndex>>,
 }
 
@@ -125,6 +132,13 @@ impl ShardLayout {
             .zip(&inner_shape)
             .map(|(&s, &c)| s / c)
             .collect();
+        if buffer::element_count(&chunks_per_shard).is_none_or(|n| n > MAX_INNER_CHUNKS) {
+            return Err(format!(
+                "shards of {shard_shape:?} hold {chunks_per_shard:?} inner chunks of \
+                 {inner_shape:?}, more than the {MAX_INNER_CHUNKS} a shard index may list here"
+            ));
+        }
+        let fill_bytes = fill_value.as_ne_bytes().to_vec();
         let inner_chain = CodecChain::from_metadata(&config.codecs)
             .map_err(|e| format!("sharding_indexed inner codecs: {e}"))?;
         let inner = ChunkCodec::new(
@@ -136,11 +150,12 @@ impl ShardLayout {
         )?;
         let index_chain = CodecChain::from_metadata(&config.index_codecs)
             .map_err(|e| format!("sharding_indexed index codecs: {e}"))?;
-        let index_shape: Vec<NonZeroU64> = chunks_per_shard
+        let index_shape = chunks_per_shard
             .iter()
             .chain(&[2])
-            .map(|&n| NonZeroU64::new(n).expect("shapes were checked to be positive"))
-            .collect();
+            .map(|&n| NonZeroU64::new(n))
+            .collect::<Option<Vec<NonZeroU64>>>()
+            .ok_or_else(|| format!("shard shape {shard_shape:?} has a 0"))?;
         let index_nbytes = match index_chain
             .encoded_representation(&index_shape, &index_data_type(), &index_fill_value())
             .map_err(|e| format!("sharding_indexed index codecs: {e}"))?
@@ -160,8 +175,9 @@ impl ShardLayout {
             index_nbytes,
             index_at_start: config.index_location == ShardingIndexLocation::Start,
             index_options: CodecOptions::default().with_concurrent_target(1),
+            fill_bytes,
             cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).expect("capacity is at least 16"),
+                NonZeroUsize::MIN.saturating_add(capacity - 1),
             )),
         })
     }
@@ -228,8 +244,74 @@ impl ShardLayout {
         }
         Ok(bytes
             .chunks_exact(8)
-            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .map(|b| {
+                let mut entry = [0u8; 8];
+                entry.copy_from_slice(b);
+                u64::from_ne_bytes(entry)
+            })
             .collect())
+    }
+
+    /// Decodes a whole shard (`encoded`, as stored) into `out`, the shard's full region in
+    /// native byte order: for a sharding codec nested in a longer codec chain.
+    pub(super) fn decode_shard(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+        let len = encoded.len() as u64;
+        let range = self.index_range(len)?;
+        let entries = self.decode_index(&encoded[range.start as usize..range.end as usize])?;
+        let inner_shape = self.inner.shape();
+        let mut scratch = Vec::new();
+        scratch
+            .try_reserve_exact(self.inner.nbytes())
+            .map_err(|_| DecodeError::OutOfMemory(self.inner.nbytes()))?;
+        scratch.resize(self.inner.nbytes(), 0);
+        let origin = vec![0; self.shard_shape.len()];
+        for position in 0..self.num_inner() {
+            let coords = self.inner_coords(&origin, position);
+            let selection: Vec<Range<u64>> = coords
+                .iter()
+                .zip(&inner_shape)
+                .map(|(&c, &n)| c * n..(c + 1) * n)
+                .collect();
+            match self.entry(&entries, position, len)? {
+                // SAFETY: `out` holds the shard (`shard_shape`, checked by the caller); the
+                // selection is one inner chunk of it (the shard shape is a multiple of the
+                // inner shape); `out` is exclusively borrowed.
+                None => unsafe {
+                    fill_box(
+                        out.as_mut_ptr(),
+                        &self.shard_shape,
+                        &selection,
+                        &self.fill_bytes,
+                    );
+                },
+                Some(chunk) => {
+                    let bytes = &encoded[chunk.start as usize..chunk.end as usize];
+                    self.inner
+                        .decode_into(bytes, &mut scratch)
+                        .map_err(|e| match e {
+                            DecodeError::Corrupt(reason) => {
+                                DecodeError::Corrupt(format!("inner chunk {coords:?}: {reason}"))
+                            }
+                            other => other,
+                        })?;
+                    let whole: Vec<Range<u64>> = inner_shape.iter().map(|&n| 0..n).collect();
+                    // SAFETY: `scratch` holds one inner chunk, `out` the shard; the selections
+                    // are that chunk and its place in the shard.
+                    unsafe {
+                        copy_box(
+                            scratch.as_ptr(),
+                            &inner_shape,
+                            &whole,
+                            out.as_mut_ptr(),
+                            &self.shard_shape,
+                            &selection,
+                            self.fill_bytes.len(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn encode_index(&self, entries: &[u64]) -> std::result::Result<Vec<u8>, String> {
@@ -314,7 +396,9 @@ impl ShardLayout {
             Ok(range) => range,
             Err(reason) => return Ok(Err(reason)),
         };
-        let mut encoded = vec![0u8; (range.end - range.start) as usize];
+        let mut encoded = buffer::zeroed((range.end - range.start) as usize, || {
+            format!("the index of shard {shard:?} ({})", path.display())
+        })?;
         read_exact_at(file, &mut encoded, range.start).map_err(|e| Error::io(path, e))?;
         let entries = match self.decode_index(&encoded) {
             Ok(entries) => Arc::new(entries),
@@ -386,7 +470,20 @@ impl ZarrArray {
         let Some(located) = self.locate_inner_chunk(layout, chunk)? else {
             return Ok(false);
         };
-        let mut encoded = vec![0u8; (located.range.end - located.range.start) as usize];
+        let len = located.range.end - located.range.start;
+        if len > layout.inner.max_encoded_len() {
+            return Err(self.corrupt(
+                chunk,
+                format!(
+                    "its shard index gives it {len} bytes, more than any encoding of a \
+                     {}-byte chunk",
+                    layout.inner.nbytes()
+                ),
+            ));
+        }
+        let mut encoded = buffer::zeroed(len as usize, || {
+            format!("reading chunk {chunk:?} of {}", self.describe)
+        })?;
         read_exact_at(&located.file, &mut encoded, located.range.start)
             .map_err(|e| Error::io(&located.path, e))?;
         self.decode_clipped(&layout.inner, chunk, &encoded, region, out)?;
@@ -405,9 +502,9 @@ impl ZarrArray {
         region: &[Range<u64>],
         data: &[u8],
     ) -> Result<()> {
-        let shards = chunk_selections(region, &self.shape, &layout.shard_shape);
-        produce_and_store(&shards, |shard| {
-            self.produce_shard(layout, shard, region, data)
+        let shards = RegionChunks::new(region, &self.shape, &layout.shard_shape)?;
+        produce_and_store(shards.len(), |index| {
+            self.produce_shard(layout, &shards.get(index), region, data)
         })
     }
 
@@ -429,7 +526,7 @@ impl ZarrArray {
             .zip(&shard.chunk_selection)
             .map(|(r, s)| r.start + s.start..r.start + s.end)
             .collect();
-        let inner = chunk_selections(&touched, &self.shape, &self.chunk_shape);
+        let inner = RegionChunks::new(&touched, &self.shape, &self.chunk_shape)?;
         // Inner chunks of this shard that overlap the array (the others are never stored).
         let in_array: usize = shard
             .chunk_region
@@ -437,11 +534,23 @@ impl ZarrArray {
             .zip(&self.chunk_shape)
             .map(|(r, &c)| (r.end - r.start).div_ceil(c) as usize)
             .product();
-        let whole = inner.len() == in_array && inner.iter().all(ChunkSelection::is_complete_chunk);
+        let whole = inner.len() == in_array && inner.all_complete();
         let old = if whole {
             None
         } else {
-            crate::fs::read_if_exists(&path)?
+            // No valid shard is longer than its index and every inner chunk at its longest.
+            let max_len = (layout.num_inner() as u64)
+                .saturating_mul(layout.inner.max_encoded_len())
+                .saturating_add(layout.index_nbytes);
+            crate::fs::read_bounded(&path, max_len, |len| {
+                self.corrupt(
+                    &inner.coords(0),
+                    format!(
+                        "shard {shard_coords:?}, which this write updates, holds {len} bytes, \
+                         more than a valid shard can"
+                    ),
+                )
+            })?
         };
         let old_entries = match &old {
             Some(bytes) => {
@@ -451,7 +560,7 @@ impl ZarrArray {
                 });
                 Some(index.map_err(|reason| {
                     self.corrupt(
-                        &inner[0].chunk_coords,
+                        &inner.coords(0),
                         format!("in shard {shard_coords:?}, which this write updates: {reason}"),
                     )
                 })?)
@@ -474,7 +583,9 @@ impl ZarrArray {
             Ok(range.map(|r| &bytes[r.start as usize..r.end as usize]))
         };
 
-        let mut slots: Vec<Slot> = Vec::with_capacity(layout.num_inner());
+        let mut slots: Vec<Slot> = buffer::with_capacity(layout.num_inner(), || {
+            format!("rewriting shard {shard_coords:?} of {}", self.describe)
+        })?;
         for position in 0..layout.num_inner() {
             slots.push(match old_chunk(position)? {
                 Some(bytes) => Slot::Old(bytes),
@@ -486,12 +597,13 @@ impl ZarrArray {
         let encode_one = |selection: &ChunkSelection| -> Result<(usize, Slot)> {
             let (_, position) = layout.locate(&selection.chunk_coords);
             let chunk = &selection.chunk_coords;
-            with_scratch(layout.inner.nbytes(), |buffer| {
+            let purpose = || format!("writing chunk {chunk:?} of {}", self.describe);
+            with_scratch(layout.inner.nbytes(), purpose, |buffer| {
                 match old_chunk(position)? {
                     Some(encoded) if !selection.is_complete_chunk() => layout
                         .inner
                         .decode_into(encoded, buffer)
-                        .map_err(|reason| self.corrupt(chunk, reason))?,
+                        .map_err(|e| self.decode_error(chunk, e))?,
                     _ => self.fill(buffer),
                 }
                 // The selection relative to the whole region being written.
@@ -523,13 +635,17 @@ impl ZarrArray {
                 Ok((position, Slot::New(encoded)))
             })
         };
+        // On this process's pool (rayon's global pool is not rebuilt in a forked child), also
+        // when this shard is the only one written and this is the caller's thread.
         let updated: Vec<(usize, Slot)> = if inner.len() == 1 {
-            vec![encode_one(&inner[0])?]
+            vec![encode_one(&inner.get(0))?]
         } else {
-            inner
-                .par_iter()
-                .map(encode_one)
-                .collect::<Result<Vec<_>>>()?
+            thread_pool::install(|| {
+                (0..inner.len())
+                    .into_par_iter()
+                    .map(|index| encode_one(&inner.get(index)))
+                    .collect::<Result<Vec<_>>>()
+            })??
         };
         for (position, slot) in updated {
             slots[position] = slot;
@@ -548,8 +664,10 @@ impl ZarrArray {
             })
             .sum();
         let index_nbytes = layout.index_nbytes as usize;
-        let mut entries = vec![ABSENT; 2 * layout.num_inner()];
-        let mut file = Vec::with_capacity(body_len + index_nbytes);
+        let purpose = || format!("rewriting shard {shard_coords:?} of {}", self.describe);
+        let mut entries = buffer::with_capacity(2 * layout.num_inner(), purpose)?;
+        entries.resize(2 * layout.num_inner(), ABSENT);
+        let mut file = buffer::with_capacity(body_len.saturating_add(index_nbytes), purpose)?;
         if layout.index_at_start {
             // A placeholder, replaced by the index once the offsets are known.
             file.resize(index_nbytes, 0);

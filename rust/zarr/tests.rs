@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::chunked::{read_region_into, MissingChunks};
+use crate::chunked::{chunk_selections, read_region_into, region_len, MissingChunks};
 
 /// A scratch directory under the system temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -418,7 +418,8 @@ fn zarr_common_codec_chains_take_the_fast_path() {
         (Layout3::Sharded, DataType::UInt16, "zstd", "zstd"),
         (Layout3::V3, DataType::UInt8, "raw", "raw"),
         (Layout3::V2, DataType::Int16, "raw", "raw"),
-        (Layout3::V3, DataType::UInt16, "gzip", "zarrs"),
+        (Layout3::V3, DataType::UInt16, "gzip", "gzip"),
+        (Layout3::Sharded, DataType::Int32, "blosc-zstd", "blosc"),
     ];
     for (n, (layout, dtype, compression, expected)) in cases.into_iter().enumerate() {
         let compression = ZarrCompression::from_name(compression, None).unwrap();
