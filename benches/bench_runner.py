@@ -19,9 +19,9 @@ zarr-python as zarr v3 zstd(3) with 64^3 chunks.
    - ours: ``get_runner("local"|"subprocess"|"dask").run(smooth_block, src, out,
      block_shape=128^3, halo=8, num_workers=2, has_return_val=True)`` on ``open_source``
      arrays (our native zarr reader and writer). ``dask`` runs on a LocalCluster of 2
-     single-threaded worker processes started before the timed runs (startup NOT included;
-     the workers have imported numpy, scipy, zarr and bioimage_py) and reused by every run.
-     ``subprocess`` starts its worker pool in every run; its fork server only in the first.
+     single-threaded worker processes started before the timed run (startup NOT included;
+     the workers have imported numpy, scipy, zarr and bioimage_py) and shared with dask's run.
+     ``subprocess`` starts its fork server and worker pool in the run (included).
    - dask: ``da.from_zarr(chunks=128^3).map_overlap(smooth, depth=8, boundary="reflect")
      .to_zarr(out)`` on the same LocalCluster ("dask distributed") and on the threaded scheduler
      with 2 threads ("dask threads").
@@ -34,8 +34,9 @@ zarr-python as zarr v3 zstd(3) with 64^3 chunks.
    tasks after blockwise fusion) on the LocalCluster and on 2 threads; 0.2's local and subprocess
    runners.
 
-Every runner runs in a fresh child process (runners sharing a LocalCluster run in one child,
-interleaved), ``--repeat`` times; the best wall time counts. Measured per run:
+Every run is the first of a fresh child process (runners sharing a LocalCluster run in one
+child), in ``--repeat`` rounds that each run every runner once, so a busy spell of the machine
+hits all runners alike; the best wall time counts. Measured per run:
 - wall: the whole call, opening the arrays included.
 - in function: for our runner and 0.2's, the sum over blocks of the time spent inside the
   per-block function (``time.perf_counter`` around read + compute + write, returned with
@@ -53,7 +54,7 @@ interleaved), ``--repeat`` times; the best wall time counts. Measured per run:
   once per venv). CPU = the tree's CPU time growth during the run (processes that end lose at
   most one sampling interval).
 Every output is compared with scipy's ``gaussian_filter`` of the whole volume (computed in slabs
-with the same halo, so exact) before its times count. The load average and the tree's CPU time
+with the same halo, so exact) after the first round. The load average and the tree's CPU time
 are printed beside the wall times: on a busy machine wall times are provisional.
 """
 from __future__ import annotations
@@ -475,47 +476,55 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
         return "v02" if methods[0] in V02_METHODS else "ours"
 
     results: dict[str, Any] = {"smooth": {}, "noop": {}, "idle_rss": idle, "checks": {},
-                               "cluster_startup": {}, "function_peak": function_peak}
+                               "cluster_startup": [], "function_peak": function_peak}
     workloads = {w.strip() for w in args.workloads.split(",")}
-    for methods in groups_of(SMOOTH_GROUPS) if "smooth" in workloads else []:
-        outputs = {}
-        for m in methods:
-            container = os.path.join(root, f"out_{m.replace(' ', '_')}.zarr")
-            volumes.create_zarr_v3_zstd(container, KEY, volume.shape, np.float32, CHUNKS)
-            outputs[m] = [container, KEY]
-        side = side_of(methods)
-        config = {
-            "workload": "smooth", "methods": methods, "workers": args.workers,
-            "repeat": args.repeat, "block_shape": list(BLOCK_SHAPE),
-            "input": [input_container, KEY] if side == "ours"
-            else os.path.join(input_container, KEY),
-            "outputs": outputs if side == "ours"
-            else {m: os.path.join(*p) for m, p in outputs.items()},
-        }
-        log(f"smoothing: {', '.join(methods)} (load {os.getloadavg()[0]:.1f})")
-        result = run_child(sides[side], config, idle[side])
-        if result.get("cluster_startup") is not None:
-            results["cluster_startup"]["smooth"] = result["cluster_startup"]
-        for m in methods:
-            results["smooth"][m] = [r for r in result["runs"] if r["method"] == m]
-            results["checks"][m] = compare(os.path.join(*outputs[m]), reference)
-            log(f"  {m} vs scipy: {results['checks'][m]}")
-            shutil.rmtree(outputs[m][0], ignore_errors=True)
+    smooth_groups = groups_of(SMOOTH_GROUPS) if "smooth" in workloads else []
+    noop_groups = groups_of(NOOP_GROUPS) if "noop" in workloads else []
+    outputs = {}
+    for m in (m for group in smooth_groups for m in group):
+        container = os.path.join(root, f"out_{m.replace(' ', '_')}.zarr")
+        volumes.create_zarr_v3_zstd(container, KEY, volume.shape, np.float32, CHUNKS)
+        outputs[m] = [container, KEY]
 
-    for methods in groups_of(NOOP_GROUPS) if "noop" in workloads else []:
-        side = side_of(methods)
-        config = {
-            "workload": "noop", "methods": methods, "workers": args.workers,
-            "repeat": args.repeat, "block_shape": [1, 1, 1], "shape": list(args.noop_grid),
-            "input": [noop_container, KEY] if side == "ours"
-            else os.path.join(noop_container, KEY),
-        }
-        log(f"no-op blocks: {', '.join(methods)} (load {os.getloadavg()[0]:.1f})")
-        result = run_child(sides[side], config, idle[side])
+    def collect(workload: str, result: dict[str, Any], round_: int) -> None:
         if result.get("cluster_startup") is not None:
-            results["cluster_startup"]["noop"] = result["cluster_startup"]
-        for m in methods:
-            results["noop"][m] = [r for r in result["runs"] if r["method"] == m]
+            results["cluster_startup"].append(result["cluster_startup"])
+        for run in result["runs"]:
+            run["rep"] = round_
+            results[workload].setdefault(run["method"], []).append(run)
+
+    # Rounds: every group once per round, in a fresh child, so that a busy spell of the shared
+    # machine hits every runner alike rather than all repetitions of one.
+    for round_ in range(args.repeat):
+        for methods in smooth_groups:
+            side = side_of(methods)
+            config = {
+                "workload": "smooth", "methods": methods, "workers": args.workers, "repeat": 1,
+                "block_shape": list(BLOCK_SHAPE),
+                "input": [input_container, KEY] if side == "ours"
+                else os.path.join(input_container, KEY),
+                "outputs": {m: outputs[m] if side == "ours" else os.path.join(*outputs[m])
+                            for m in methods},
+            }
+            log(f"round {round_ + 1}/{args.repeat}, smoothing: {', '.join(methods)} "
+                f"(load {os.getloadavg()[0]:.1f})")
+            collect("smooth", run_child(sides[side], config, idle[side]), round_)
+            for m in methods if round_ == 0 else []:
+                results["checks"][m] = compare(os.path.join(*outputs[m]), reference)
+                log(f"  {m} vs scipy: {results['checks'][m]}")
+        for methods in noop_groups:
+            side = side_of(methods)
+            config = {
+                "workload": "noop", "methods": methods, "workers": args.workers, "repeat": 1,
+                "block_shape": [1, 1, 1], "shape": list(args.noop_grid),
+                "input": [noop_container, KEY] if side == "ours"
+                else os.path.join(noop_container, KEY),
+            }
+            log(f"round {round_ + 1}/{args.repeat}, no-op blocks: {', '.join(methods)} "
+                f"(load {os.getloadavg()[0]:.1f})")
+            collect("noop", run_child(sides[side], config, idle[side]), round_)
+    for container, _ in outputs.values():
+        shutil.rmtree(container, ignore_errors=True)
     return {**results, "size": args.size, "workers": args.workers, "repeat": args.repeat,
             "block_shape": list(BLOCK_SHAPE), "noop_grid": list(args.noop_grid),
             "load_end": os.getloadavg(), "environment": harness.environment(),
@@ -544,7 +553,7 @@ def smooth_table(results: dict[str, Any]) -> str:
     workers = results["workers"]
     block_bytes = int(np.prod(results["block_shape"])) * 4
     ours_best = min((best(r)["wall"] for m, r in rows_in.items() if m in OURS), default=None)
-    headers = ["runner", "wall s (best)", "1st run s", "/ ours best", "CPU s", "in function s",
+    headers = ["runner", "wall s (best)", "runs s", "/ ours best", "CPU s", "in function s",
                "overhead s", "peak RSS MiB", "above interpreters MiB (blocks/worker)",
                "max |diff|", "load"]
     rows = []
@@ -559,7 +568,7 @@ def smooth_table(results: dict[str, Any]) -> str:
         over = overhead(b, workers)
         rows.append([
             method, harness.fmt_seconds(b["wall"]),
-            harness.fmt_seconds(runs[0]["wall"]), harness.fmt_ratio(ratio),
+            " / ".join(f"{r['wall']:.1f}" for r in runs), harness.fmt_ratio(ratio),
             harness.fmt_seconds(b["cpu"]), harness.fmt_seconds(b["inside"]),
             f"{over:.2f} ({100 * over / b['wall']:.0f}%)", mib(peak),
             f"{mib(above)} ({above / workers / block_bytes:.1f})", diff,
@@ -575,8 +584,8 @@ def smooth_table(results: dict[str, Any]) -> str:
         f"out) peaks {results['function_peak'] / 2**20:.0f} MiB = "
         f"{results['function_peak'] / block_bytes:.1f} blocks above its input. Idle interpreters: "
         + ", ".join(f"{s} {b / 2**20:.0f} MiB" for s, b in results["idle_rss"].items())
-        + (f"; LocalCluster startup {results['cluster_startup']['smooth']:.1f} s (not timed)"
-           if "smooth" in results["cluster_startup"] else "")
+        + (f"; LocalCluster startup {max(results['cluster_startup']):.1f} s at most (not "
+           "timed)" if results["cluster_startup"] else "")
         + ".\n"
     )
     return title + "\n" + harness.markdown_table(headers, rows)
