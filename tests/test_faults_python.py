@@ -717,8 +717,6 @@ def metadata_cases() -> list[Any]:
     return cases
 
 
-
-
 METADATA_PARAMS = []
 for _fmt, _case, _damage, _expected in metadata_cases():
     for _layout in ("root", "keyed", "listed"):
