@@ -815,6 +815,61 @@ mod tests {
     }
 
     #[test]
+    fn region_chunks_are_computed_one_at_a_time() {
+        // 2**40 chunks touched: counted and addressed without listing them.
+        let shape = [1u64 << 20, 1 << 20];
+        let region = [3..(1 << 20), 0..(1 << 20)];
+        let chunks = RegionChunks::new(&region, &shape, &[1, 1]).unwrap();
+        assert_eq!(chunks.len(), ((1usize << 20) - 3) << 20);
+        let last = chunks.get(chunks.len() - 1);
+        assert_eq!(last.chunk_coords, vec![(1 << 20) - 1, (1 << 20) - 1]);
+        assert_eq!(
+            last.out_selection,
+            vec![(1 << 20) - 4..(1 << 20) - 3, (1 << 20) - 1..1 << 20]
+        );
+        assert!(chunks.all_complete());
+        let partial = [1..5, 0..7];
+        let chunks = RegionChunks::new(&partial, &[10, 7], &[4, 3]).unwrap();
+        assert!(!chunks.all_complete());
+        assert_eq!(
+            chunks.iter().collect::<Vec<_>>(),
+            chunk_selections(&partial, &[10, 7], &[4, 3])
+        );
+        // Chunks reaching past u64::MAX are clipped, not overflowed.
+        #[allow(clippy::single_range_in_vec_init)] // one axis
+        let huge = [u64::MAX - 5..u64::MAX];
+        let chunks = RegionChunks::new(&huge, &[u64::MAX], &[1 << 63]).unwrap();
+        assert_eq!(chunks.get(0).chunk_region, vec![1 << 63..u64::MAX]);
+        assert_eq!(
+            chunk_region(&[u64::MAX], &[1 << 63], &[1], &String::new).unwrap(),
+            vec![1 << 63..u64::MAX]
+        );
+    }
+
+    #[test]
+    fn missing_chunks_fill_only_the_selection() {
+        // A chunk of 2**62 elements (2**63 bytes, more than any allocation may be) is never
+        // allocated to read three missing voxels.
+        let array = MemoryArray::new(&[1 << 63, 1], &[1 << 62, 1]);
+        assert_eq!(
+            read(&array, None, &[(1 << 62) + 2..(1 << 62) + 5, 0..1]),
+            vec![7; 3]
+        );
+        let cache = ChunkCache::new(1 << 20);
+        assert_eq!(read(&array, Some(&cache), &[5..7, 0..1]), vec![7; 2]);
+        // Reading a stored one needs it whole: an error, not an abort.
+        array.chunks.lock().unwrap().insert(vec![0, 0], Vec::new());
+        let mut out = vec![0u8; 4];
+        let error = read_region_into(&array, None, MissingChunks::Fill, &[0..2, 0..1], &mut out)
+            .unwrap_err();
+        assert!(matches!(error, Error::OutOfMemory { .. }), "{error}");
+        assert!(
+            error.to_string().contains("chunk [0, 0] of memory"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn copy_box_matches_naive_indexing() {
         let src_shape = [4u64, 5, 6];
         let src: Vec<u16> = (0..120).collect();
