@@ -299,7 +299,10 @@ impl Blocking {
             let last = (high - 1 - self.roi_begin[axis]) / self.block_shape[axis];
             grid_ranges.push(first..last + 1);
         }
-        let mut ids = Vec::new();
+        // At most `number_of_blocks`, which fits a u64; the list must fit memory (an error
+        // rather than an abort for a region of 2**60 blocks).
+        let count = grid_ranges.iter().map(|r| r.end - r.start).product::<u64>();
+        let mut ids = id_list(count)?;
         for_each_position(&grid_ranges, |position| ids.push(self.id_of(position)));
         Ok(ids)
     }
@@ -358,11 +361,22 @@ pub fn blocks_align_with_chunks(blocking: &Blocking, chunks: &[u64]) -> Result<b
     if blocking.number_of_blocks() == 0 {
         return Ok(true);
     }
+    // The boundaries `roi_begin + k * block` (0 < k < n) all lie on chunk boundaries iff the
+    // first does and, when there are more, the block shape is a multiple of the chunk shape:
+    // constant time however many blocks there are.
     Ok((0..blocking.ndim()).all(|axis| {
-        blocking
-            .internal_boundaries(axis)
-            .all(|boundary| boundary % chunks[axis] == 0)
+        let n = blocking.blocks_per_axis()[axis];
+        let (block, chunk) = (blocking.block_shape()[axis], chunks[axis]);
+        // With two or more blocks the first boundary lies inside the roi: no overflow.
+        n <= 1
+            || ((blocking.roi_begin()[axis] + block) % chunk == 0 && (n == 2 || block % chunk == 0))
     }))
+}
+
+/// An empty list with room for `count` block ids: an error when that cannot be allocated.
+fn id_list(count: u64) -> Result<Vec<u64>> {
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    crate::buffer::with_capacity(count, || format!("a list of {count} block ids"))
 }
 
 /// Groups of block ids such that every shard of each output (shard shapes `shard_shapes`, one
@@ -385,6 +399,9 @@ pub fn group_blocks_by_shards(
     if blocking.number_of_blocks() == 0 {
         return Ok(Vec::new());
     }
+    // Every block id is listed once: refuse counts that cannot be held before working on them
+    // (the probe is freed; the groups are built below).
+    drop(id_list(blocking.number_of_blocks())?);
     // Per axis: the runs of grid positions whose blocks are connected through shards.
     let runs: Vec<Vec<Range<u64>>> = (0..blocking.ndim())
         .map(|axis| {
@@ -932,6 +949,25 @@ mod tests {
                 .block_ids_inside_region(&[8, 8], &[10, 12])
                 .unwrap(),
             vec![8]
+        );
+    }
+
+    #[test]
+    fn huge_blockings_answer_in_constant_time_or_fail_cleanly() {
+        let blocking = Blocking::new(vec![1 << 62], vec![2]).unwrap(); // 2**61 blocks
+        assert!(blocks_align_with_chunks(&blocking, &[2]).unwrap());
+        assert!(blocks_align_with_chunks(&blocking, &[1]).unwrap());
+        assert!(!blocks_align_with_chunks(&blocking, &[4]).unwrap());
+        let shifted = Blocking::with_roi(vec![1 << 62], vec![4], vec![2], vec![1 << 62]).unwrap();
+        assert!(!blocks_align_with_chunks(&shifted, &[4]).unwrap());
+        assert!(blocks_align_with_chunks(&shifted, &[2]).unwrap());
+        let error = blocking.block_ids_in_region(&[0], &[1 << 62]).unwrap_err();
+        assert!(matches!(error, Error::OutOfMemory { .. }), "{error}");
+        let error = group_blocks_by_shards(&blocking, &[vec![2]]).unwrap_err();
+        assert!(matches!(error, Error::OutOfMemory { .. }), "{error}");
+        assert_eq!(
+            blocking.block_ids_in_region(&[4], &[7]).unwrap(),
+            vec![2, 3]
         );
     }
 }

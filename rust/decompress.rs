@@ -224,7 +224,10 @@ mod tests {
             // Damaged data is an error or (zstd: no frame at all) decodes to fewer bytes.
             let truncated = &encoded[..encoded.len() / 2];
             assert!(decode(truncated, &mut out).is_err(), "{name}");
-            assert!(decode(b"", &mut out).is_err() || decode(b"", &mut out) == Ok(0), "{name}");
+            assert!(
+                decode(b"", &mut out).is_err() || decode(b"", &mut out) == Ok(0),
+                "{name}"
+            );
         }
     }
 

@@ -21,12 +21,18 @@ struct ProcessPool {
 /// The current process's pool; pools are leaked, never freed (one per process that forked).
 static POOL: AtomicPtr<ProcessPool> = AtomicPtr::new(ptr::null_mut());
 
-/// Threads per process: `BIOIMAGE_PY_NUM_THREADS` if set, else the available cores.
+/// The most threads a pool gets, whatever `BIOIMAGE_PY_NUM_THREADS` asks for (rayon sets up
+/// every thread at once, and an absurd count would exhaust memory doing so).
+const MAX_THREADS: usize = 1024;
+
+/// Threads per process: `BIOIMAGE_PY_NUM_THREADS` if set (at most [`MAX_THREADS`]), else the
+/// available cores.
 fn num_threads() -> usize {
     std::env::var("BIOIMAGE_PY_NUM_THREADS")
         .ok()
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0)
+        .map(|n| n.min(MAX_THREADS))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 

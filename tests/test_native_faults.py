@@ -1457,3 +1457,17 @@ def test_copy_with_forked_workers_after_a_single_shard_write(tmp_path):
     result = run_with_timeout([sys.executable, "-c", COPY_AFTER_SHARD_WRITE, str(tmp_path)],
                               timeout=2 * TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_blockings_of_absurd_sizes_answer_quickly_or_raise_memoryerror():
+    """Block counts come from users: 2**61 blocks check their chunk alignment in constant time,
+    and listing them all is a MemoryError, not an abort."""
+    from bioimage_py.blocking import Blocking, blocks_align_with_chunks, group_blocks_by_shards
+
+    blocking = Blocking([2**62], [2])
+    assert blocks_align_with_chunks(blocking, [2]) and not blocks_align_with_chunks(blocking, [4])
+    with pytest.raises(MemoryError):
+        blocking.get_block_ids_in_region([0], [2**62])
+    with pytest.raises(MemoryError):
+        group_blocks_by_shards(blocking, [[2]])
+    assert blocking.get_block_ids_in_region([4], [7]) == [2, 3]

@@ -14,6 +14,16 @@ import numpy as np
 class IndexOutOfRangeError(IndexError, ValueError):
     """An integer index outside its axis. Both an IndexError (as in numpy) and a ValueError."""
 
+def _panic_for_tests(in_thread_pool: bool) -> None:
+    """Panic inside core code (on the calling thread, or in a task of the thread pool): for
+    tests of the guard every binding runs core code in.
+
+    Raises:
+        RuntimeError: always, naming the operation ("testing the panic guard"). A panic that
+            still happens in the core (a bug: no input should cause one) is reported this way,
+            never as pyo3's ``PanicException`` (a ``BaseException``).
+    """
+
 # --- index normalization ------------------------------------------------------------------------
 
 def normalize_index(
@@ -235,8 +245,12 @@ def group_blocks_by_shards(
 
 # --- native chunked arrays (zarr, N5) ---------------------------------------------------------
 # Used through `bioimage_py.open_source` / `bioimage_py.create_array`; errors: ValueError for
-# bad metadata or arguments, OSError for I/O and corrupt chunks (messages name the array path and
-# the chunk), FileNotFoundError for missing files and, with missing_chunks="error", chunks.
+# bad metadata or arguments (damaged metadata JSON names the file; axes longer than 2**63 - 1,
+# chunks that cannot be held in memory and shards of more than 2**24 chunks are refused at open),
+# OSError for I/O and corrupt chunks (messages name the array path and the chunk; a chunk that
+# decodes to more or less than its size is corrupt, and decoding stops at the chunk's size),
+# FileNotFoundError for missing files and, with missing_chunks="error", chunks, MemoryError when
+# a buffer cannot be allocated, RuntimeError for a panic (a bug) or threads that cannot start.
 
 DEFAULT_CHUNK_CACHE_BYTES: int
 """Default bound of an open array's decoded-chunk cache (256 MiB)."""

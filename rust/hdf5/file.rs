@@ -220,35 +220,35 @@ pub fn list_hdf5_arrays(path: &Path, key: &str) -> Result<Vec<String>> {
             file.group(key)
         }
         .map_err(|e| metadata_error(path, key, e))?;
-        let mut found = Vec::new();
-        let mut seen = Vec::new();
-        walk(&root, "", &mut seen, &mut found).map_err(|e| metadata_error(path, key, e))?;
+        let mut found = walk(root).map_err(|e| metadata_error(path, key, e))?;
         found.sort();
         Ok(found)
     })
 }
 
-fn walk(
-    group: &h5::Group,
-    prefix: &str,
-    seen: &mut Vec<h5::LocationToken>,
-    found: &mut Vec<String>,
-) -> h5::Result<()> {
-    for name in group.member_names()? {
-        // Soft and external links may dangle; only hard links to existing objects count.
-        let Ok(info) = group.loc_info_by_name(&name) else {
-            continue;
-        };
-        if seen.contains(&info.token) {
-            continue;
-        }
-        seen.push(info.token);
-        let full = format!("{prefix}{name}");
-        match info.loc_type {
-            LocationType::Dataset => found.push(full),
-            LocationType::Group => walk(&group.group(&name)?, &format!("{full}/"), seen, found)?,
-            _ => {}
+/// The datasets below `root`, with a work list rather than recursion (groups may be nested
+/// deeper than a stack allows); an object reachable by several links is visited once.
+fn walk(root: h5::Group) -> h5::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![(root, String::new())];
+    while let Some((group, prefix)) = pending.pop() {
+        for name in group.member_names()? {
+            // Soft and external links may dangle; only hard links to existing objects count.
+            let Ok(info) = group.loc_info_by_name(&name) else {
+                continue;
+            };
+            // Tokens are not `Hash`; their debug text (the token's bytes) identifies them.
+            if !seen.insert(format!("{:?}", info.token)) {
+                continue;
+            }
+            let full = format!("{prefix}{name}");
+            match info.loc_type {
+                LocationType::Dataset => found.push(full),
+                LocationType::Group => pending.push((group.group(&name)?, format!("{full}/"))),
+                _ => {}
+            }
         }
     }
-    Ok(())
+    Ok(found)
 }

@@ -60,7 +60,9 @@ pub(crate) fn parse_header(bytes: &[u8], ndim: usize) -> Result<BlockHeader, Str
     }
     shape.reverse();
     let mut offset = 4 + 4 * ndim;
-    let product: u64 = shape.iter().product();
+    // Sizes come from the file: their product may not fit (the caller bounds it further).
+    let product = crate::buffer::element_count(&shape)
+        .ok_or_else(|| format!("the block header's size {shape:?} has too many elements"))?;
     let num_elements = if mode == MODE_VARLENGTH {
         let n = u64::from(u32_at(offset)?);
         offset += 4;
@@ -175,6 +177,14 @@ mod tests {
         assert!(parse_header(&[0, 1, 0, 1, 0, 0, 0, 1], 1)
             .unwrap_err()
             .contains("too few"));
+    }
+
+    #[test]
+    fn absurd_header_sizes_are_errors() {
+        let mut bytes = vec![0, 0, 0, 3];
+        bytes.extend([0xff; 12]);
+        let error = parse_header(&bytes, 3).unwrap_err();
+        assert!(error.contains("too many elements"), "{error}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Python entry points of the blocking math (`bioimage_py.blocking`): `Blocking`, the block
 //! descriptors `Block` and `BlockWithHalo`, and the two planning functions. Every method only
-//! converts arguments, calls `crate::blocking` and converts the result back.
+//! converts arguments, calls `crate::blocking` (through `call_core`, so a panic is a
+//! `RuntimeError`) and converts the result back.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
 
-use super::error_py::to_py_err;
+use super::error_py::{call_core, to_py_err};
 use crate::blocking::{self, Block, BlockWithHalo, Blocking};
 use crate::error::Error;
 
@@ -49,8 +50,9 @@ impl PyBlocking {
             Some(values) => coordinates("roi_end", &values)?,
             None => shape.clone(),
         };
-        let inner = Blocking::with_roi(shape, block_shape, roi_begin, roi_end)
-            .map_err(|e| to_py_err(py, e))?;
+        let inner = call_core(py, "making a Blocking", || {
+            Blocking::with_roi(shape, block_shape, roi_begin, roi_end)
+        })?;
         Ok(Self { inner })
     }
 
@@ -142,23 +144,22 @@ impl PyBlocking {
         block_id: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let id = self.checked_id(py, block_id)?;
-        let position = self
-            .inner
-            .block_grid_position(id)
-            .map_err(|e| to_py_err(py, e))?;
+        let position = call_core(py, "locating a block", || {
+            self.inner.block_grid_position(id)
+        })?;
         PyTuple::new(py, position)
     }
 
     /// Id of the block at grid position `grid_position`.
     fn block_id(&self, py: Python<'_>, grid_position: Vec<i64>) -> PyResult<u64> {
         let position = coordinates("grid position", &grid_position)?;
-        self.inner.block_id(&position).map_err(|e| to_py_err(py, e))
+        call_core(py, "numbering a block", || self.inner.block_id(&position))
     }
 
     /// The block `block_id`.
     fn get_block(&self, py: Python<'_>, block_id: i64) -> PyResult<PyBlock> {
         let id = self.checked_id(py, block_id)?;
-        let inner = self.inner.block(id).map_err(|e| to_py_err(py, e))?;
+        let inner = call_core(py, "making a block", || self.inner.block(id))?;
         Ok(PyBlock { inner })
     }
 
@@ -173,7 +174,7 @@ impl PyBlocking {
         halo_end: Option<Vec<i64>>,
     ) -> PyResult<PyBlockWithHalo> {
         let id = self.checked_id(py, block_id)?;
-        let block = self.inner.block(id).map_err(|e| to_py_err(py, e))?;
+        let block = call_core(py, "making a block", || self.inner.block(id))?;
         self.halo_around(py, &block, &halo, halo_end.as_deref())
     }
 
@@ -199,9 +200,9 @@ impl PyBlocking {
     /// Id of the block holding the voxel at `coordinates`.
     fn coordinates_to_block_id(&self, py: Python<'_>, coordinates: Vec<i64>) -> PyResult<u64> {
         let coordinates = self::coordinates("coordinates", &coordinates)?;
-        self.inner
-            .block_id_at(&coordinates)
-            .map_err(|e| to_py_err(py, e))
+        call_core(py, "finding a block", || {
+            self.inner.block_id_at(&coordinates)
+        })
     }
 
     /// Ids (ascending) of the blocks lying entirely inside the region `begin:end`.
@@ -213,9 +214,9 @@ impl PyBlocking {
     ) -> PyResult<Vec<u64>> {
         let begin = coordinates("region begin", &begin)?;
         let end = coordinates("region end", &end)?;
-        self.inner
-            .block_ids_inside_region(&begin, &end)
-            .map_err(|e| to_py_err(py, e))
+        call_core(py, "listing blocks", || {
+            self.inner.block_ids_inside_region(&begin, &end)
+        })
     }
 
     /// Ids (ascending) of the blocks that intersect the region `begin:end` (as
@@ -238,10 +239,9 @@ impl PyBlocking {
         lower: bool,
     ) -> PyResult<i64> {
         let id = self.checked_id(py, block_id)?;
-        let neighbor = self
-            .inner
-            .neighbor_id(id, axis, lower)
-            .map_err(|e| to_py_err(py, e))?;
+        let neighbor = call_core(py, "finding a neighbour block", || {
+            self.inner.neighbor_id(id, axis, lower)
+        })?;
         // Block ids fit an i64: their count is bounded by the product of Python-given sizes.
         Ok(neighbor.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)))
     }
@@ -255,9 +255,9 @@ impl PyBlocking {
     ) -> PyResult<Vec<u64>> {
         let begin = coordinates("region begin", &begin)?;
         let end = coordinates("region end", &end)?;
-        self.inner
-            .block_ids_in_region(&begin, &end)
-            .map_err(|e| to_py_err(py, e))
+        call_core(py, "listing blocks", || {
+            self.inner.block_ids_in_region(&begin, &end)
+        })
     }
 }
 
@@ -275,10 +275,9 @@ impl PyBlocking {
             Some(end) => coordinates("halo_end", end)?,
             None => halo_begin.clone(),
         };
-        let inner = self
-            .inner
-            .add_halo(block, &halo_begin, &halo_end)
-            .map_err(|e| to_py_err(py, e))?;
+        let inner = call_core(py, "adding a halo", || {
+            self.inner.add_halo(block, &halo_begin, &halo_end)
+        })?;
         Ok(PyBlockWithHalo { inner })
     }
 
@@ -315,7 +314,7 @@ impl PyBlockIterator {
         if slf.next_id >= blocking.number_of_blocks() {
             return Ok(None);
         }
-        let inner = blocking.block(slf.next_id).map_err(|e| to_py_err(py, e))?;
+        let inner = call_core(py, "making a block", || blocking.block(slf.next_id))?;
         slf.next_id += 1;
         Ok(Some(PyBlock { inner }))
     }
@@ -338,7 +337,7 @@ impl PyBlock {
     fn new(py: Python<'_>, begin: Vec<i64>, end: Vec<i64>) -> PyResult<Self> {
         let begin = coordinates("begin", &begin)?;
         let end = coordinates("end", &end)?;
-        let inner = Block::new(begin, end).map_err(|e| to_py_err(py, e))?;
+        let inner = call_core(py, "making a Block", || Block::new(begin, end))?;
         Ok(Self { inner })
     }
 
@@ -464,7 +463,9 @@ fn blocks_align_with_chunks(
     chunks: Vec<i64>,
 ) -> PyResult<bool> {
     let chunks = coordinates("chunks", &chunks)?;
-    blocking::blocks_align_with_chunks(&blocking.inner, &chunks).map_err(|e| to_py_err(py, e))
+    call_core(py, "checking chunk alignment", || {
+        blocking::blocks_align_with_chunks(&blocking.inner, &chunks)
+    })
 }
 
 /// Groups of block ids such that every shard of each output is written by one group only.
@@ -478,7 +479,9 @@ fn group_blocks_by_shards(
         .iter()
         .map(|shape| coordinates("shard shape", shape))
         .collect::<PyResult<Vec<_>>>()?;
-    blocking::group_blocks_by_shards(&blocking.inner, &shard_shapes).map_err(|e| to_py_err(py, e))
+    call_core(py, "grouping blocks by shards", || {
+        blocking::group_blocks_by_shards(&blocking.inner, &shard_shapes)
+    })
 }
 
 /// Non-negative coordinates (shapes, corners, halos) as the core's `u64`s; a negative entry is a

@@ -122,6 +122,19 @@ pub(crate) fn run_core<T: Send>(
     }
 }
 
+/// Runs quick core code `f` holding the GIL; its error becomes the matching Python exception
+/// and a panic a `RuntimeError` naming `operation`.
+pub(crate) fn call_core<T>(
+    py: Python<'_>,
+    operation: &str,
+    f: impl FnOnce() -> crate::error::Result<T>,
+) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(|e| to_py_err(py, e)),
+        Err(payload) => Err(panic_error(operation, &*payload)),
+    }
+}
+
 /// Runs binding code `f` (holding the GIL); a panic becomes a `RuntimeError` naming
 /// `operation`.
 pub(crate) fn guard<T>(
