@@ -21,7 +21,9 @@ zarr-python as zarr v3 zstd(3) with 64^3 chunks.
      arrays (our native zarr reader and writer). ``dask`` runs on a LocalCluster of 2
      single-threaded worker processes started before the timed run (startup NOT included;
      the workers have imported numpy, scipy, zarr and bioimage_py) and shared with dask's run.
-     ``subprocess`` starts its fork server and worker pool in the run (included).
+     ``subprocess`` starts its fork server and worker pool in the run (included); like every
+     spawn/forkserver worker, each worker re-imports this script as ``__mp_main__`` (numpy,
+     scipy, bioimage_py), as it would a user's script.
    - dask: ``da.from_zarr(chunks=128^3).map_overlap(smooth, depth=8, boundary="reflect")
      .to_zarr(out)`` on the same LocalCluster ("dask distributed") and on the threaded scheduler
      with 2 threads ("dask threads").
