@@ -795,35 +795,41 @@ def zarr_with_bomb(root: Path, layout: str, codec: str, bomb: bytes) -> tuple[st
         shard = bomb + crc32c_index([(0, len(bomb)), (ABSENT, ABSENT)])
         (path / "a" / "c" / "0" / "1").write_bytes(shard)
     elif layout == "nested-sharding":
-        # A sharding codec after an array-to-array codec: zarr chunks are whole shards.
         # zarr chunks are shards of two inner chunks; the bomb is in the third shard
-        shape = (BOMB_SHAPE[0], 2 * BOMB_SHAPE[1])
-        src = create_array(path, "a", shape=shape, chunks=CHUNK, dtype="uint8",
-                           zarr_format=3, compression=codec)
-        metadata_file = path / "a" / "zarr.json"
-        metadata = json.loads(metadata_file.read_text())
-        inner = metadata["codecs"]
-        metadata["chunk_grid"]["configuration"]["chunk_shape"] = [1024, 2048]
-        metadata["codecs"] = [
-            {"name": "transpose", "configuration": {"order": [1, 0]}},
-            {"name": "sharding_indexed", "configuration": {
-                "chunk_shape": [1024, 1024], "codecs": inner, "index_location": "end",
-                "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
-                                 {"name": "crc32c"}]}},
-        ]
-        metadata_file.write_text(json.dumps(metadata))
-        for stale in (path / "a" / "c").rglob("*"):
-            if stale.is_file():
-                stale.unlink()
-        writer = bp.open_source(path, "a", mode="r+")
-        data = content(shape, 3, "uint8") | 1
-        writer[...] = data
-        # the layout is real: zarr-python reads what the native writer wrote
-        np.testing.assert_array_equal(zarr.open_array(str(path / "a"), mode="r")[...], data)
+        nested_sharding_array(path, "a", (BOMB_SHAPE[0], 2 * BOMB_SHAPE[1]), CHUNK, codec)
         # the transposed shard (2048 x 1024) holds two inner chunks, both the bomb
         shard = bomb + crc32c_index([(0, len(bomb)), (0, len(bomb))])
         (path / "a" / "c" / "0" / "2").write_bytes(shard)
     return str(path), "a"
+
+
+def nested_sharding_array(path: Path, key: str, shape, inner, codec: str) -> np.ndarray:
+    """A zarr v3 array whose codecs are ``transpose`` then ``sharding_indexed`` (shards of two
+    inner chunks along the last axis), so zarr chunks are whole shards, decoded and encoded as
+    one chunk; written by the native writer, checked by zarr-python. Returns the data."""
+    src = create_array(path, key, shape=shape, chunks=inner, dtype="uint8", zarr_format=3,
+                       compression=codec)
+    metadata_file = path / key / "zarr.json"
+    metadata = json.loads(metadata_file.read_text())
+    inner_codecs = metadata["codecs"]
+    metadata["chunk_grid"]["configuration"]["chunk_shape"] = [inner[0], 2 * inner[1]]
+    metadata["codecs"] = [
+        {"name": "transpose", "configuration": {"order": [1, 0]}},
+        {"name": "sharding_indexed", "configuration": {
+            "chunk_shape": list(inner[::-1]), "codecs": inner_codecs, "index_location": "end",
+            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                             {"name": "crc32c"}]}},
+    ]
+    metadata_file.write_text(json.dumps(metadata))
+    for stale in (path / key / "c").rglob("*"):
+        if stale.is_file():
+            stale.unlink()
+    writer = bp.open_source(path, key, mode="r+")
+    data = content(shape, 3, "uint8") | 1
+    writer[...] = data
+    # the layout is real: zarr-python reads what the native writer wrote
+    np.testing.assert_array_equal(zarr.open_array(str(path / key), mode="r")[...], data)
+    return data
 
 
 def n5_with_bomb(root: Path, codec: str, bomb: bytes) -> tuple[str, str]:
@@ -1431,14 +1437,17 @@ def run_with_timeout(args: list[str], timeout: float = TIMEOUT) -> subprocess.Co
 
 
 @pytest.mark.parametrize("what", ["after-work", "fork-first"])
-@pytest.mark.parametrize("kind", KINDS + ["hdf5"])
+@pytest.mark.parametrize("kind", KINDS + ["zarr-nested-sharding", "hdf5"])
 def test_a_child_forked_after_any_read_or_write_never_hangs(tmp_path, kind, what):
-    """Single-shard writes encode the shard's inner chunks in parallel; they ran on rayon's
-    global pool, whose threads a forked child does not have, so a child forked after one
-    waited forever on its next single-shard write."""
+    """Single-shard writes encode the shard's inner chunks in parallel (ours, and zarrs' for a
+    sharding codec nested in a longer chain); they ran on rayon's global pool, whose threads a
+    forked child does not have, so a child forked after one waited forever on its next one."""
     if kind == "hdf5":
         src = create_array(tmp_path / "a.h5", "a", shape=(64, 48), chunks=(16, 16),
                            dtype="uint16")
+    elif kind == "zarr-nested-sharding":
+        nested_sharding_array(tmp_path / "a.zarr", "a", (64, 96), (16, 16), "gzip")
+        src = bp.open_source(tmp_path / "a.zarr", "a")
     else:
         src = make_array(kind, tmp_path, (64, 48), (16, 16), dtype="uint16", shards=(32, 48))
     result = run_with_timeout([sys.executable, "-c", FORK_AFTER_WORK, src.path,

@@ -475,15 +475,25 @@ impl ChunkCodec {
         if let Some((level, checksum)) = self.zstd_encoder {
             return zstd_compress(decoded, level, checksum).map(Cow::Owned);
         }
-        self.chain
-            .encode(
-                ArrayBytes::new_flen(Cow::Borrowed(decoded)),
-                &self.shape,
-                &self.data_type,
-                &self.fill_value,
-                &self.options,
-            )
-            .map_err(|e| e.to_string())
+        let encode = || {
+            self.chain
+                .encode(
+                    ArrayBytes::new_flen(Cow::Borrowed(decoded)),
+                    &self.shape,
+                    &self.data_type,
+                    &self.fill_value,
+                    &self.options,
+                )
+                .map_err(|e| e.to_string())
+        };
+        if self.nested_shard.is_none() {
+            return encode();
+        }
+        // zarrs drives a shard's inner chunks through a rayon parallel iterator (sequential at
+        // our concurrency of 1, but it starts rayon's global pool, which a forked child does
+        // not get back): run it on this process's pool, also when the caller is not on it (a
+        // write of one chunk runs on the caller's thread).
+        crate::thread_pool::install(encode).map_err(|e| e.to_string())?
     }
 }
 
