@@ -91,43 +91,44 @@ def run_on_client(
     ``worker_timeout`` s (no worker, nor any coming), give up on the rest."""
     distributed = import_distributed()
     prefix = f"bioimage_py-{uuid.uuid4().hex[:8]}"
-    futures = {
-        client.submit(run_batch_from_folder, folder.path, key, batch, key=f"{prefix}-{key}",
-                      pure=False): batch
-        for key, batch in batches
-    }
-    remaining = set(futures)
+    keys = [key for key, _ in batches]
+    # One map call and results streamed back with their futures: a submit, or a result fetched
+    # per future, costs an event-loop round trip each (milliseconds per task).
+    submitted = client.map(
+        run_batch_from_folder, [folder.path] * len(batches), keys, [b for _, b in batches],
+        key=[f"{prefix}-{key}" for key in keys], pure=False,
+    )
+    futures = {future: batch for future, (_, batch) in zip(submitted, batches)}
+    finished = distributed.as_completed(submitted, with_results=True, raise_errors=False)
+    idle_since: float | None = None  # when the last batch finished, or waiting began
     without_workers_since: float | None = None
     try:
-        while remaining:
-            try:
-                finished = distributed.wait(
-                    remaining, timeout=poll, return_when="FIRST_COMPLETED"
-                ).done
-            except TimeoutError:
-                finished = set()
-            for future in finished:
-                remaining.discard(future)
-                if future.status == "cancelled":
-                    continue
-                if future.status == "error":
-                    yield futures[future], future.exception()
-                else:
-                    yield futures[future], future.result()
+        while not finished.is_empty():
+            ready = finished.next_batch(block=False)
+            for future, outcome in ready:
+                if future.status != "cancelled":
+                    yield futures[future], outcome
             if stop.is_set():
-                client.cancel(list(remaining))
+                client.cancel([f for f in futures if not f.done()])
                 return
-            if finished:
+            now = time.monotonic()
+            if ready:
+                idle_since, without_workers_since = now, None
+                continue
+            idle_since = idle_since or now
+            time.sleep(0.005 if now - idle_since < poll else poll)
+            if now - idle_since < poll or has_workers():
                 without_workers_since = None
-            elif not has_workers():
-                without_workers_since = without_workers_since or time.monotonic()
-                if time.monotonic() - without_workers_since > worker_timeout:
-                    lost = RuntimeError(
-                        f"no dask worker was left for {worker_timeout:g} s (were the workers' "
-                        "jobs cancelled or killed?)"
-                    )
-                    for future in remaining:
+                continue
+            without_workers_since = without_workers_since or now
+            if now - without_workers_since > worker_timeout:
+                lost = RuntimeError(
+                    f"no dask worker was left for {worker_timeout:g} s (were the workers' "
+                    "jobs cancelled or killed?)"
+                )
+                for future in futures:
+                    if not future.done():
                         yield futures[future], lost
-                    return
+                return
     finally:
         client.cancel([f for f in futures if not f.done()])

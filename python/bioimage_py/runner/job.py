@@ -38,7 +38,7 @@ SourceOrSpec = Union[Source, SourceSpec]
 # outputs back to the calling process, which writes them.
 SINGLE_WRITER_FORMATS = frozenset({"hdf5"})
 # Tasks of worker processes run batches of blocks (fewer round trips), at most this many blocks.
-_MAX_BATCH_BLOCKS = 64
+_MAX_BATCH_BLOCKS = 256
 _MAX_THREAD_BATCH_BLOCKS = 16
 _MIN_TASKS_PER_WORKER = 8
 
