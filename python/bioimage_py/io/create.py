@@ -52,23 +52,8 @@ def create_native_array(
 ) -> CreatedArray:
     """Create an array in a zarr store, an N5 container or an HDF5 file, and open it writable.
 
-    Args:
-        path: the store, container or file (created when missing); the format comes from its
-            extension unless ``format`` is given.
-        internal_path: the array's key inside it (``""``: the root, for zarr and N5).
-        shape, dtype: of the array (bool, int8-64, uint8-64, float32/64).
-        chunks: the chunk shape (the inner chunk when sharded); default ``default_chunks(shape)``.
-        zarr_format: 2 or 3 (zarr only).
-        shards: the shard shape, a multiple of ``chunks`` (zarr v3 only).
-        compression: zarr ``"zstd"`` (default), ``"gzip"``, ``"blosc"`` (lz4 + shuffle),
-            ``"blosc-<cname>[-shuffle|-bitshuffle|-noshuffle]"``, ``"raw"``; N5 ``"gzip"``
-            (default), ``"zstd"``, ``"blosc"``, ``"bzip2"``, ``"xz"``, ``"lz4"``, ``"raw"``;
-            HDF5 ``"gzip"`` (default), ``"lzf"``, ``"raw"``.
-        compression_level: the codec's level; default per format (zstd 3, gzip 1).
-        fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0).
-        overwrite: replace an existing array at ``internal_path``.
-        **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
-            ``missing_chunks``), so workers reopen the array the same way.
+    The arguments are ``bioimage_py.create_array``'s (documented there), which wraps the result
+    as a writable ``FileSource``; ``**open_kwargs`` go to the native opener.
 
     Returns:
         The new native array (writable), its absolute path, key and format.
