@@ -36,8 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from bioimage_py.util import contiguous_transpose
-
 __all__ = [
     "ENGINE_DTYPES",
     "SMOOTHING_DTYPES",
@@ -461,7 +459,7 @@ def _sample(
         bioimage_cpp.transformation.map_coordinates(
             data, field, order=order, fill_value=fill, out=samples
         )
-        out[...] = contiguous_transpose(samples, (*range(1, ndim), 0))
+        np.copyto(out, samples.transpose(*range(1, ndim), 0))
     else:
         field = np.empty((ndim, *out.shape), dtype=np.float64)
         for axis, walk in enumerate(walk_coordinates(frame, starts, stops, shift)):
