@@ -479,8 +479,8 @@ class PadSource(WrapperSource):
       ``numpy.pad(block, mode)`` to the part of the source it covers. ``"constant"`` (and
       ``"edge"``) thus equal padding the whole array; the other modes depend on the region read
       (``"reflect"`` mirrors the block read, not the whole volume), and a read starting inside the
-      padding raises ``NotImplementedError`` for them, as in 0.2. Chunks and shards are the
-      source's. Every ``numpy.pad`` mode is accepted.
+      padding has no block to mirror: a ``ValueError`` (0.2 raised ``NotImplementedError``).
+      Chunks and shards are the source's. Every ``numpy.pad`` mode is accepted.
     - Any other form ``numpy.pad`` takes (one int for every side, ``(before, after)`` pairs per
       axis, e.g. ``((2, 2), (0, 0), (1, 3))``): exactly ``numpy.pad(source, pad_width, mode)``
       of the whole array, for any region read, reading only the part of the source it needs.
@@ -642,7 +642,7 @@ class PadSource(WrapperSource):
                 pads.append((0, s.stop - s.start))
                 crop.append(slice(1, None))
             else:
-                raise NotImplementedError(
+                raise ValueError(
                     f"PadSource pads every read block with mode {self._mode!r} (right padding, "
                     f"0.2's semantics), so it cannot read a region starting inside the padding "
                     f"(axis {axis} starts at {s.start}, the source ends at {n}); pass pad_width "
