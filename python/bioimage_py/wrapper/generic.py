@@ -479,7 +479,7 @@ class PadSource(WrapperSource):
       ``numpy.pad(block, mode)`` to the part of the source it covers. ``"constant"`` (and
       ``"edge"``) thus equal padding the whole array; the other modes depend on the region read
       (``"reflect"`` mirrors the block read, not the whole volume), and a read starting inside the
-      padding has no block to mirror: a ``ValueError`` (0.2 raised ``NotImplementedError``).
+      padding has no block to mirror: a ``ValueError`` (0.2 refused such reads too).
       Chunks and shards are the source's. Every ``numpy.pad`` mode is accepted.
     - Any other form ``numpy.pad`` takes (one int for every side, ``(before, after)`` pairs per
       axis, e.g. ``((2, 2), (0, 0), (1, 3))``): exactly ``numpy.pad(source, pad_width, mode)``
