@@ -361,17 +361,8 @@ pub unsafe fn copy_box(
             dst_offset += (dst_sel[axis].start + counter[axis]) as usize * dst_strides[axis];
         }
         std::ptr::copy_nonoverlapping(src.add(src_offset), dst.add(dst_offset), run_bytes);
-        let mut axis = run_axis;
-        loop {
-            if axis == 0 {
-                return;
-            }
-            axis -= 1;
-            counter[axis] += 1;
-            if counter[axis] < outer[axis].end - outer[axis].start {
-                break;
-            }
-            counter[axis] = 0;
+        if !next_position(&mut counter, outer) {
+            return;
         }
     }
 }
@@ -413,19 +404,23 @@ pub unsafe fn fill_box(dst: *mut u8, dst_shape: &[u64], dst_sel: &[Range<u64>], 
         }
         let run_bytes = std::slice::from_raw_parts_mut(dst.add(offset), run * itemsize);
         fill_with(run_bytes, element);
-        let mut axis = run_axis;
-        loop {
-            if axis == 0 {
-                return;
-            }
-            axis -= 1;
-            counter[axis] += 1;
-            if counter[axis] < dst_sel[axis].end - dst_sel[axis].start {
-                break;
-            }
-            counter[axis] = 0;
+        if !next_position(&mut counter, dst_sel) {
+            return;
         }
     }
+}
+
+/// Advances `counter` (offsets into the leading `counter.len()` ranges of `box_`) to the next
+/// position in C order; `false` once every position was visited.
+fn next_position(counter: &mut [u64], box_: &[Range<u64>]) -> bool {
+    for axis in (0..counter.len()).rev() {
+        counter[axis] += 1;
+        if counter[axis] < box_[axis].end - box_[axis].start {
+            return true;
+        }
+        counter[axis] = 0;
+    }
+    false
 }
 
 /// A raw output pointer shared by the parallel chunk loop.
