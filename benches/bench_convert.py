@@ -28,11 +28,9 @@ means we are faster (target: >= 1.5x the best peer). Files come from the page ca
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -250,20 +248,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    warning = harness.build_warning()
-    if warning:
-        log("WARNING: " + warning)
-    root = args.workdir or tempfile.mkdtemp(prefix="bench_convert_")
-    os.makedirs(root, exist_ok=True)
-    try:
-        results = run(args, root)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
-    print(report(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.run_and_report(args, "bench_convert_", run, report)
 
 
 if __name__ == "__main__":

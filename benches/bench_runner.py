@@ -68,7 +68,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -691,20 +690,7 @@ def main(argv: list[str] | None = None) -> None:
         child_main(json.loads(argv[1]))
         return
     args = parse_args(argv)
-    warning = harness.build_warning()
-    if warning:
-        log("WARNING: " + warning)
-    root = args.workdir or tempfile.mkdtemp(prefix="bench_runner_")
-    os.makedirs(root, exist_ok=True)
-    try:
-        results = run(args, root)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
-    print(report(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    results = harness.run_and_report(args, "bench_runner_", run, report)
     mismatched = [m for m, c in results["checks"].items() if not c["allclose"]]
     if mismatched:
         raise SystemExit(f"outputs differ from scipy's: {mismatched}")

@@ -5,10 +5,14 @@ the same data in the same run, and ratios against the peers.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -119,3 +123,29 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *(line(r) for r in rows)])
+
+
+def run_and_report(
+    args: Any,
+    prefix: str,
+    run: Callable[[Any, str], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """The common main of a benchmark: warn about a debug build, ``run(args, root)`` in
+    ``args.workdir`` (default a temporary folder, removed after), print ``report(results)`` and
+    save the results to ``args.json`` when given."""
+    warning = build_warning()
+    if warning:
+        print("WARNING: " + warning, file=sys.stderr, flush=True)
+    root = args.workdir or tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(root, exist_ok=True)
+    try:
+        results = run(args, root)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
