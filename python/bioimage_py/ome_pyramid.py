@@ -20,7 +20,7 @@ from bioimage_py.copy import copy
 from bioimage_py.downsample import downsample
 from bioimage_py.io.files import as_path_str, infer_extension
 from bioimage_py.io.metadata_json import read_json_object
-from bioimage_py.io.ome import AXIS_TYPES, NGFF_VERSIONS, axis_dict, is_number
+from bioimage_py.io.ome import NGFF_VERSIONS, axis_dict, is_number
 from bioimage_py.io.registry import format_for_extension
 from bioimage_py.sources.base import Source
 from bioimage_py.sources.dispatch import as_source

@@ -10,8 +10,10 @@ block is done.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -366,9 +368,6 @@ _counter = iter(range(sys.maxsize))
 
 def _unique() -> str:
     """A key for this process's progress log that no earlier attempt of the run used."""
-    import os
-    import time
-
     return f"{os.getpid()}-{time.monotonic_ns()}-{next(_counter)}"
 
 
