@@ -661,3 +661,74 @@ def test_c_ordered_cutouts_are_transposed_in_rust(layer, monkeypatch):
     out = src[1:4, 2:9, 3:12]
     assert out.flags.c_contiguous and out.flags.owndata
     np.testing.assert_array_equal(out, data[1:4, 2:9, 3:12])
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+SECRET = "SECRET-XYZ"
+
+
+def _secret_free(text: str | bytes, what: str) -> None:
+    needle = SECRET if isinstance(text, str) else SECRET.encode()
+    assert needle not in text, f"the secret leaked into {what}"
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        {"token": SECRET},
+        {"AWS_ACCESS_KEY_ID": "AKIA-test", "AWS_SECRET_ACCESS_KEY": SECRET},
+        json.dumps({"token": SECRET}),  # cloud-volume also takes the JSON text
+    ],
+    ids=["token", "aws", "json-text"],
+)
+def test_secrets_stay_out_of_specs_pickles_and_reprs(layer, secrets):
+    cloudpath, data = layer
+    src = open_cloudvolume(cloudpath, fill_missing=True, offset=(4, 5, 7), size=(6, 5, 4),
+                           secrets=secrets)
+    assert src.volume.config.secrets == secrets  # the live handle keeps them
+    np.testing.assert_array_equal(src[...], data[:4, :5, 1:7])
+    spec = src.to_spec()
+    assert "secrets" not in spec.params and "secrets" not in src.open_params
+    _secret_free(spec.to_json(), "the spec JSON")
+    _secret_free(repr(spec), "the spec repr")
+    _secret_free(repr(src), "repr")
+    _secret_free(str(src), "str")
+    _secret_free(json.dumps(src.open_params), "open_params")
+    for pickler in (pickle, cloudpickle):
+        blob = pickler.dumps(src)
+        _secret_free(blob, f"{pickler.__name__} bytes")
+        again = pickle.loads(blob)
+        assert isinstance(again, CloudVolumeSource) and again.to_spec() == spec
+        assert again.volume.config.secrets is None  # cloud-volume's own lookup
+        np.testing.assert_array_equal(again[...], data[:4, :5, 1:7])
+    # The spec still reopens the same view (writable) without the credentials.
+    reopened = from_spec(SourceSpec.from_json(spec.to_json()))
+    reopened[0, 0, 0] = 4321
+    assert src[0, 0, 0] == 4321
+
+
+def test_secrets_in_explicit_open_params_are_dropped(layer):
+    """Passed to the constructor (or read from an old spec) they still never get recorded."""
+    cloudpath, data = layer
+    handle = CloudVolume(cloudpath, secrets={"token": SECRET}, progress=False)
+    src = CloudVolumeSource(handle, open_params={"mip": 0, "secrets": {"token": SECRET}})
+    assert src.to_spec().params == {"mip": 0, "offset": list(OFFSET), "size": list(SIZE)}
+    _secret_free(cloudpickle.dumps(src), "cloudpickle bytes")
+    # A handle wrapped by as_source records none either.
+    _secret_free(as_source(handle).to_spec().to_json(), "the spec JSON of as_source(handle)")
+    # A spec that carries secrets (e.g. written before they were dropped) opens with them, and
+    # the reopened source's own spec drops them.
+    old = SourceSpec("cloudvolume", cloudpath, params={"secrets": {"token": SECRET}})
+    again = from_spec(old)
+    assert again.volume.config.secrets == {"token": SECRET}
+    _secret_free(again.to_spec().to_json(), "the reopened spec JSON")
+    np.testing.assert_array_equal(again[...], data)
+
+
+def test_open_cloudvolume_signature_matches_0_2():
+    import inspect
+
+    names = list(inspect.signature(open_cloudvolume).parameters)
+    assert names == ["cloudpath", "mip", "fill_missing", "bounded", "cache",
+                     "non_aligned_writes", "offset", "size", "kwargs"]

@@ -30,6 +30,12 @@ _INSTALL_HINT = (
     "reading neuroglancer-precomputed layers needs cloud-volume: pip install cloud-volume"
 )
 
+# The CloudVolume arguments that carry credentials: used to open the live handle, never recorded
+# (not in specs, pickles or reprs). A reopened handle gets its credentials where cloud-volume
+# itself looks when none are passed: its secrets files (``~/.cloudvolume/secrets/``) and the
+# environment.
+_SECRET_PARAMS = frozenset({"secrets"})
+
 # For a handle passed in directly, mip, fill_missing, bounded, cache and non_aligned_writes are
 # always recorded (they decide what a reopened handle reads and writes); these further settings
 # only when they differ from cloud-volume's defaults. Credentials (``secrets``) are never recorded.
@@ -67,14 +73,20 @@ class CloudVolumeSource(Source):
     processes each reopen the source from ``to_spec()`` (pickling does that too). The handle's
     ``mip`` must not be changed while the source uses it.
 
+    Credentials stay with the live handle: ``secrets`` is never recorded (not in ``to_spec()``,
+    ``open_params``, pickles or ``repr``), so a copy reopened from the spec, in a worker or by
+    unpickling, authenticates the way cloud-volume does by default (its secrets files under
+    ``~/.cloudvolume/secrets/`` and the environment).
+
     Args:
         volume: a CloudVolume handle (``cloudvolume.CloudVolume(...)``); ``.volume`` returns it.
         offset: absolute XYZ origin of the view; default the layer's ``voxel_offset``.
         size: XYZ extent of the view; default the rest of the layer from ``offset`` (the layer's
             ``volume_size`` when ``offset`` is the default).
-        open_params: the keyword arguments that reopen the handle with ``open_cloudvolume``;
-            default: recovered from the handle (mip, fill_missing, bounded, cache,
-            non_aligned_writes, and the other settings it exposes that differ from the defaults).
+        open_params: the keyword arguments that reopen the handle with ``open_cloudvolume``
+            (a ``secrets`` entry is dropped); default: recovered from the handle (mip,
+            fill_missing, bounded, cache, non_aligned_writes, and the other settings it exposes
+            that differ from the defaults).
 
     Raises:
         ValueError: a layer with more than one channel (only single-channel layers); ``offset``
@@ -119,7 +131,9 @@ class CloudVolumeSource(Source):
         self._dtype = np.dtype(volume.dtype)
         self._chunks = tuple(reversed(xyz_vector(volume.chunk_size, "chunk_size", where)))
         self._static_shape = tuple(reversed(self._size))
-        self._open_params = dict(open_params) if open_params is not None else _open_params(volume)
+        self._open_params = (
+            _without_secrets(open_params) if open_params is not None else _open_params(volume)
+        )
 
     def _inside_layer(self, begin: Sequence[int], size: Sequence[int]) -> bool:
         """Whether the XYZ box ``[begin, begin + size)`` lies inside the layer bounds."""
@@ -257,6 +271,11 @@ def _show(slices: Sequence[slice]) -> str:
     return "[" + ", ".join(f"{s.start}:{s.stop}" for s in slices) + "]"
 
 
+def _without_secrets(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the open parameters without the credentials (``_SECRET_PARAMS``)."""
+    return {name: value for name, value in params.items() if name not in _SECRET_PARAMS}
+
+
 def _open_params(volume: Any) -> dict[str, Any]:
     """The ``open_cloudvolume`` keyword arguments that reopen ``volume``, as far as it tells."""
     params: dict[str, Any] = {
@@ -337,8 +356,17 @@ def open_cloudvolume(
 ) -> CloudVolumeSource:
     """Open a neuroglancer-precomputed layer as a writable ``(z, y, x)`` ``CloudVolumeSource``.
 
-    Progress bars are off (``progress=False`` unless given). Every open parameter is recorded, so
-    ``to_spec()`` reopens the same view in another process.
+    Progress bars are off (``progress=False`` unless given). Every open parameter but the
+    credentials is recorded, so ``to_spec()`` reopens the same view in another process.
+
+    Credentials: ``secrets`` (a dict of keys or tokens, or its JSON text, as
+    ``cloudvolume.CloudVolume`` takes it) authenticates this handle only. It is never recorded: not
+    in ``to_spec()`` or its JSON, not in ``open_params``, pickles or ``repr``. Anything reopened
+    from the spec (a worker process, or the copy made by ``pickle.loads``/``cloudpickle.loads``)
+    opens the layer without it, with the credentials cloud-volume finds by itself: its secrets
+    files (``~/.cloudvolume/secrets/``, e.g. ``aws-secret.json``, ``google-secret.json``,
+    ``cave-secret.json``) and the environment. Put the credentials there for block-wise runs in
+    other processes.
 
     Args:
         cloudpath: the layer, e.g. ``"gs://bucket/dataset/layer"`` or ``"file:///data/layer"``
@@ -352,8 +380,8 @@ def open_cloudvolume(
         offset: absolute XYZ origin of the view; default the layer's ``voxel_offset``.
         size: XYZ extent of the view; default the rest of the layer from ``offset``.
         **kwargs: further ``cloudvolume.CloudVolume`` arguments (JSON-able values, so the spec
-            survives JSON). They are recorded in the spec like the rest, ``secrets`` included
-            (workers need them to authenticate): keep such specs private.
+            survives JSON), recorded in the spec like the rest; ``secrets`` is passed to this
+            handle only (see above).
 
     Raises:
         ImportError: cloud-volume is not installed.
@@ -371,6 +399,7 @@ def open_cloudvolume(
         **kwargs,
     }
     volume = cloudvolume.CloudVolume(cloudpath, **open_params)
-    # A resolution-vector mip is recorded as the level it selected.
+    # A resolution-vector mip is recorded as the level it selected; the credentials not at all.
+    open_params = _without_secrets(open_params)
     open_params["mip"] = int(volume.mip)
     return CloudVolumeSource(volume, offset=offset, size=size, open_params=open_params)
