@@ -5,7 +5,16 @@ from collections.abc import Iterable
 
 from bioimage_py._core import IndexOutOfRangeError
 
-__all__ = ["IndexOutOfRangeError", "RunnerError"]
+__all__ = ["IndexOutOfRangeError", "ReadOnlyLocationError", "RunnerError"]
+
+
+class ReadOnlyLocationError(PermissionError, ValueError):
+    """A write to a location that cannot be written: an ``http(s)://`` URL or a zip file.
+
+    Raised before anything is touched, naming the location. Both a ``PermissionError`` (what a
+    denied write to a store raises) and a ``ValueError`` (a bad argument, as a write mode on a
+    read-only format is).
+    """
 
 
 class RunnerError(RuntimeError):

@@ -5,6 +5,7 @@ from typing import Any
 
 from bioimage_py.io.files import PathLike, as_path_str, open_file, resolve_format
 from bioimage_py.io.hierarchy import describe_arrays, is_array, list_arrays
+from bioimage_py.io.location import is_local, normalize_location, split_storage_options
 from bioimage_py.io.ome import select_full_resolution
 
 __all__ = ["open_array"]
@@ -27,11 +28,13 @@ def open_array(
     Leading and trailing slashes of ``internal_path`` are ignored (``"/a/b"`` is ``"a/b"``).
 
     Args:
-        path: The file or container on disk.
+        path: The file or container on disk, a zip file holding a zarr, or a URL of a zarr or
+            N5 container (``s3://``, ``gs://``, ``http(s)://``).
         internal_path: The array's path inside the container, e.g. ``"a/b/c"``; ``""`` is the root.
         format: The format name; inferred from ``path``'s extension when not given.
         mode: ``"r"`` (default), ``"r+"``, ``"a"`` or ``"w"``; see ``open_file``.
-        **kwargs: Passed to the underlying open call.
+        **kwargs: Passed to the underlying open call (for URLs: ``endpoint_url``, ``region``,
+            ``anonymous``).
 
     Returns:
         ``(array, internal_path, format)``: the opened array (``zarr.Array``, z5py ``Dataset``,
@@ -47,7 +50,10 @@ def open_array(
     if internal_path is not None and not isinstance(internal_path, str):
         raise TypeError(f"internal_path must be a str or None, got {internal_path!r}")
     path = as_path_str(path)
-    fmt = resolve_format(path, format=format)
+    if not is_local(path):
+        path = normalize_location(path)
+    storage_options, _ = split_storage_options(path, kwargs)
+    fmt = resolve_format(path, format=format, storage_options=storage_options)
     container = open_file(path, mode=mode, format=fmt, **kwargs)
     try:
         key, array = _select_array(container, path, internal_path)
@@ -83,7 +89,7 @@ def _select_array(container: Any, path: str, internal_path: str | None) -> tuple
     except KeyError:
         raise ValueError(
             f"internal_path {key!r} does not exist in {path!r}; "
-            f"arrays found: {describe_arrays(list_arrays(container))}"
+            f"arrays found: {_arrays_found(container)}"
         ) from None
     if not is_array(member):
         level = select_full_resolution(container, key)
@@ -91,9 +97,20 @@ def _select_array(container: Any, path: str, internal_path: str | None) -> tuple
             return level
         raise ValueError(
             f"internal_path {key!r} in {path!r} is a group, not an array; "
-            f"arrays found: {describe_arrays(list_arrays(container))}"
+            f"arrays found: {_arrays_found(container)}"
         )
     return key, member
+
+
+def _arrays_found(container: Any) -> str:
+    """The arrays of ``container`` for an error message; a container that cannot be listed
+    (HTTP) says so instead of failing."""
+    try:
+        return describe_arrays(list_arrays(container))
+    except ValueError as err:
+        if "cannot list" not in str(err):
+            raise
+        return "unknown (HTTP servers do not list keys)"
 
 
 def _close(container: Any) -> None:

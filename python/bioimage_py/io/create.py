@@ -11,7 +11,16 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bioimage_py import _core
-from bioimage_py.io.files import as_path_str, resolve_format
+from bioimage_py.io.files import as_path_str, check_location_for_format, resolve_format
+from bioimage_py.io.location import (
+    check_location,
+    check_writable_location,
+    is_local,
+    is_read_only_location,
+    normalize_location,
+    split_storage_options,
+    store_kwargs,
+)
 
 __all__ = ["DEFAULT_COMPRESSION", "CreatedArray", "create_native_array", "default_chunks"]
 
@@ -53,17 +62,32 @@ def create_native_array(
     """Create an array in a zarr store, an N5 container or an HDF5 file, and open it writable.
 
     The arguments are ``bioimage_py.create_array``'s (documented there), which wraps the result
-    as a writable ``FileSource``; ``**open_kwargs`` go to the native opener.
+    as a writable ``FileSource``; ``**open_kwargs`` go to the native opener, the storage
+    options of a URL (``endpoint_url``, ``region``, ``anonymous``) to the core as its
+    ``storage_options``.
 
     Returns:
-        The new native array (writable), its absolute path, key and format.
+        The new native array (writable), its absolute path (or URL), key and format.
 
     Raises:
         ValueError: unknown format, dtype or compression; chunks or shards that do not fit;
-            an existing array without ``overwrite``.
+            an existing array without ``overwrite``; URL options for a local path; a format
+            other than zarr or N5 at a URL.
+        ReadOnlyLocationError: an HTTP(S) URL or a zip file (nothing is written).
+        TypeError: credentials given as arguments.
     """
-    path = os.path.abspath(as_path_str(path))
-    fmt = resolve_format(path, format=format)
+    path = as_path_str(path)
+    storage_options, open_kwargs = split_storage_options(path, open_kwargs)
+    if is_local(path):
+        path = os.path.abspath(path)
+    else:
+        path = normalize_location(path)
+        check_location(path)
+        if is_read_only_location(path):
+            check_writable_location(path, "create an array in")
+    fmt = resolve_format(path, format=format, storage_options=storage_options)
+    check_location_for_format(path, fmt, "a")
+    store = store_kwargs(storage_options)
     dtype_name = np.dtype(dtype).name
     shape = tuple(int(n) for n in shape)
     chunks = default_chunks(shape) if chunks is None else tuple(int(c) for c in chunks)
@@ -80,12 +104,12 @@ def create_native_array(
             path, key, shape=shape, chunks=chunks, dtype=dtype_name, zarr_format=zarr_format,
             shards=None if shards is None else tuple(int(s) for s in shards),
             compression=compression, compression_level=compression_level,
-            fill_value=_exact(fill_value), overwrite=overwrite, **open_kwargs,
+            fill_value=_exact(fill_value), overwrite=overwrite, **open_kwargs, **store,
         )
     elif fmt == "n5":
         array = _core.create_n5(
             path, key, shape=shape, chunks=chunks, dtype=dtype_name, compression=compression,
-            compression_level=compression_level, overwrite=overwrite, **open_kwargs,
+            compression_level=compression_level, overwrite=overwrite, **open_kwargs, **store,
         )
     elif fmt == "hdf5":
         if not key:

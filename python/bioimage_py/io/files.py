@@ -1,6 +1,8 @@
 """Opening files: the format from the path's extension, then the registered constructor.
 
 Everything that can be checked without the disk (format, mode) is checked before it is touched.
+A URL (``s3://``, ``gs://``, ``http(s)://``) takes its format from its suffix (``.zarr``,
+``.n5``) or, without one, from the metadata keys at its root (read through the core).
 """
 from __future__ import annotations
 
@@ -8,6 +10,17 @@ import errno
 import os
 from typing import Any
 
+from bioimage_py import _core
+from bioimage_py.io.location import (
+    check_location,
+    check_writable_location,
+    is_local,
+    is_read_only_location,
+    is_url,
+    normalize_location,
+    split_storage_options,
+    store_kwargs,
+)
 from bioimage_py.io.registry import (
     constructor_for_format,
     format_for_extension,
@@ -15,6 +28,7 @@ from bioimage_py.io.registry import (
     normalize_extension,
     resolve_format_name,
     supported_extensions,
+    supports_urls,
 )
 
 __all__ = ["VALID_MODES", "infer_extension", "infer_format", "open_file"]
@@ -76,20 +90,85 @@ def infer_format(path: PathLike, ext: str | None = None) -> str:
     return fmt
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path
+# The root metadata keys that tell a store's format, probed in this order at a URL.
+_PROBED_KEYS = (("zarr.json", "zarr"), (".zgroup", "zarr"), (".zarray", "zarr"),
+                ("attributes.json", "n5"))
 
 
-def resolve_format(path: PathLike, ext: str | None = None, format: str | None = None) -> str:
+def resolve_format(
+    path: PathLike,
+    ext: str | None = None,
+    format: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> str:
     """The registered name of ``format`` if given, else the format inferred from the path.
+
+    A URL's format comes from its suffix when a URL format claims it (``.zarr``, ``.n5``), else
+    from the metadata keys at its root (``zarr.json``, ``.zgroup``, ``.zarray``: zarr;
+    ``attributes.json``: N5), read with ``storage_options``.
 
     Raises:
         ValueError: For an unknown format (``Unknown or unavailable format``) or an extension
-            without a format (``Could not infer``), listing the supported ones.
+            without a format (``Could not infer``), listing the supported ones; a URL with the
+            extension of a format that reads local files only, or without any metadata to
+            probe (``Could not infer``).
+        OSError: the URL cannot be read while probing (naming it).
     """
     if format is not None:
         return resolve_format_name(format)
-    return infer_format(path, ext)
+    path = as_path_str(path)
+    if ext is not None or not is_url(path):
+        return infer_format(path, ext)
+    return _infer_url_format(normalize_location(path), storage_options)
+
+
+def _infer_url_format(url: str, storage_options: dict[str, Any] | None) -> str:
+    check_location(url)
+    ext = infer_extension(url.split("?", 1)[0].split("#", 1)[0])
+    fmt = format_for_extension(ext) if ext else None
+    if fmt is not None and supports_urls(fmt):
+        return fmt
+    if fmt is not None and fmt != "folder":
+        raise ValueError(
+            f"{url!r} has the extension of {fmt} files, which are read from local paths only; "
+            f"URLs hold zarr or N5 ({_url_formats()})"
+        )
+    store = store_kwargs(storage_options)
+    for key, found in _PROBED_KEYS:
+        if _core.store_get(url, key, **store) is not None:
+            return found
+    raise ValueError(
+        f"Could not infer the format of {url!r}: no .zarr or .n5 suffix and no zarr "
+        "(zarr.json, .zgroup, .zarray) or N5 (attributes.json) metadata at its root. Pass "
+        "format='zarr' or format='n5' to choose one explicitly."
+    )
+
+
+def _url_formats() -> str:
+    from bioimage_py.io.registry import supported_formats
+
+    return ", ".join(repr(f) for f in supported_formats() if supports_urls(f)) or "none"
+
+
+def check_location_for_format(path: str, format: str, mode: str = "r") -> None:
+    """Check that ``format`` can open ``path`` with ``mode``: URLs need a format that opens
+    URLs; HTTP(S) URLs and zip files are opened read-only.
+
+    Raises:
+        ValueError: a URL with an unsupported scheme or no bucket, or a format that reads local
+            files only.
+        ReadOnlyLocationError: (a ``PermissionError`` and a ``ValueError``) a write mode on an
+            HTTP(S) URL or a zip file.
+    """
+    check_location(path)
+    if is_url(path) and not supports_urls(format):
+        raise ValueError(
+            f"format {format!r} reads local files only, not URLs such as {path!r}; URLs hold "
+            f"{_url_formats()} (a custom format opening URLs registers with urls=True)"
+        )
+    if mode != "r" and is_read_only_location(path):
+        check_writable_location(path, f"open with mode {mode!r}")
 
 
 def check_mode(mode: str, format: str) -> None:
@@ -114,26 +193,40 @@ def open_file(
 ) -> Any:
     """Open the file or container at ``path`` with its format's registered constructor.
 
-    Returns what the format's library returns: for zarr the root ``zarr.Group`` (or
-    ``zarr.Array`` when the root is an array), for n5 a ``z5py.File``, for hdf5 an
-    ``h5py.File``. All support ``f[key]``; z5py and h5py files are also context managers.
+    Returns what the format's constructor returns: for zarr and N5 the root array, or a
+    ``NativeContainer`` of the arrays; for hdf5 a container of the file's datasets. All
+    support ``f[key]`` and are context managers.
 
     Args:
-        path: The file or container on disk (or, for zarr, a URL zarr understands).
+        path: The file or container on disk, a zip file holding a zarr (read-only), or a URL
+            (``s3://bucket/key``, ``gs://bucket/key``, ``http(s)://...`` read-only) of a zarr
+            or N5 container.
         mode: One of ``VALID_MODES``; anything but ``"r"`` requires a writable format.
         ext: Use this extension instead of ``path``'s to infer the format.
-        format: The format name; overrides the extension.
-        **kwargs: Passed to the underlying open call.
+        format: The format name; overrides the extension (and a URL's probing).
+        **kwargs: Passed to the underlying open call; for URLs ``endpoint_url``, ``region``,
+            ``anonymous`` (see ``bioimage_py.io.location``).
 
     Raises:
         ValueError: Unknown or unavailable format, uninferable extension or invalid mode, before
-            the disk is touched.
+            the disk is touched; URL options for a local path; a URL of a local-only format.
+        ReadOnlyLocationError: a write mode on an HTTP(S) URL or a zip file.
+        TypeError: credentials given as arguments (they come from the environment).
         FileNotFoundError: If ``path`` does not exist and ``mode`` is ``"r"`` or ``"r+"``.
         ImportError: If the library the format needs is not installed.
     """
     path = as_path_str(path)
-    fmt = resolve_format(path, ext, format)
+    if mode not in VALID_MODES:
+        check_mode(mode, "")
+    storage_options, _ = split_storage_options(path, kwargs)
+    if not is_local(path):
+        path = normalize_location(path)
+        check_location(path)
+        if mode != "r":
+            check_writable_location(path, f"open with mode {mode!r}")
+    fmt = resolve_format(path, ext, format, storage_options=storage_options)
     check_mode(mode, fmt)
-    if mode in ("r", "r+") and _is_local(path) and not os.path.exists(path):
+    check_location_for_format(path, fmt, mode)
+    if mode in ("r", "r+") and not is_url(path) and not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     return constructor_for_format(fmt)(path, mode, **kwargs)

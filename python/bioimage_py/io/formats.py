@@ -1,5 +1,6 @@
 """The built-in formats: zarr, N5 and HDF5 natively (Rust, writable), and the read-only ones
-(MRC, NIfTI, MSR/OBF, TIFF, folders).
+(MRC, NIfTI, MSR/OBF, TIFF, folders). zarr and N5 also open URLs (``s3://``, ``gs://``,
+``http(s)://``), and zarr zip files (``vol.zarr.zip``, read-only).
 
 Each constructor is ``(path, mode, **kwargs) -> container``. Optional libraries are imported
 when a file is opened, so a missing one never breaks ``import bioimage_py.io``; it fails then
@@ -16,8 +17,8 @@ from bioimage_py.io.nifti import open_nifti
 from bioimage_py.io.registry import register_format
 from bioimage_py.io.tiff import open_tiff
 
-register_format("zarr", [".zarr", ".zr"], open_native_zarr, writable=True)
-register_format("n5", [".n5"], open_native_n5, writable=True)
+register_format("zarr", [".zarr", ".zr", ".zip"], open_native_zarr, writable=True, urls=True)
+register_format("n5", [".n5"], open_native_n5, writable=True, urls=True)
 register_format("hdf5", [".h5", ".hdf", ".hdf5"], open_native_hdf5, writable=True)
 register_format("mrc", [".mrc", ".rec"], open_mrc)
 register_format("nifti", [".nii", ".nii.gz"], open_nifti)

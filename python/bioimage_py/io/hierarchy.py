@@ -2,7 +2,7 @@
 
 Duck-typed so that any reader fits: an *array* has ``shape`` and ``dtype`` and no ``keys``; a
 *group* maps names to members. zarr stores and N5 containers on disk are walked folder by folder
-(``walk_native_arrays``); other containers that list themselves (HDF5, KNOSSOS, image folders)
+(``walk_native_arrays``), zipped and remote ones are listed by the core; other containers that list themselves (HDF5, KNOSSOS, image folders)
 do so; h5py and z5py groups are walked with ``visititems`` (h5py's visits each object once, even
 through hard-link cycles), zarr groups with ``members(max_depth=None)``, anything else through
 ``keys()``.
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bioimage_py.io.metadata_json import node_kind
-from bioimage_py.io.native import NativeContainer
 
 __all__ = [
     "MAX_DEPTH",
@@ -48,9 +47,7 @@ def list_arrays(container: Any) -> list[str]:
     """
     if is_array(container):
         return [""]
-    if isinstance(container, NativeContainer) and "://" not in container.path:
-        return walk_native_arrays(container.path, container.format)
-    if hasattr(container, "list_arrays"):  # other native containers list themselves
+    if hasattr(container, "list_arrays"):  # native containers list themselves
         return sorted(container.list_arrays())
     found: list[str] = []
     if hasattr(container, "visititems"):

@@ -7,17 +7,30 @@ can be wrong into one ``ValueError`` naming the file: bytes that are not UTF-8, 
 JSON or not a JSON object, a file too large to be metadata, nesting deeper than Python's JSON
 parser can follow (it raises ``RecursionError`` near 1,000 levels). Asked for some members only,
 it parses just those, so user attributes nested 100,000 levels deep do not stop an array from
-being found (and opened: the Rust side parses only what it needs too).
+being found (and opened: the Rust side parses only what it needs too). In zip files and at URLs
+the same bytes come from ``_core.store_get`` (``read_json_in_store``, ``node_kind_at``), and the
+errors name the URL.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
-__all__ = ["MAX_METADATA_BYTES", "node_kind", "read_json_object"]
+from bioimage_py import _core
+from bioimage_py.io.location import describe_key, is_local, store_kwargs
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "key_exists",
+    "node_kind",
+    "node_kind_at",
+    "parse_json_object",
+    "read_json_in_store",
+    "read_json_object",
+]
 
 MAX_METADATA_BYTES = 64 * 1024 * 1024
 """Metadata files larger than this are refused (``ValueError``) rather than read into memory."""
@@ -52,6 +65,19 @@ def read_json_object(
         return None
     except IsADirectoryError:
         raise ValueError(f"{name!r} is a folder, not a metadata file") from None
+    return parse_json_object(data, name, members)
+
+
+def parse_json_object(
+    data: bytes, name: str, members: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The JSON object in the metadata bytes ``data`` read from ``name`` (a file or a URL,
+    for messages); ``members`` as for ``read_json_object``.
+
+    Raises:
+        ValueError: too large, not UTF-8, not valid JSON, not a JSON object, or a member asked
+            for is nested too deeply to parse; naming ``name``.
+    """
     if len(data) > MAX_METADATA_BYTES:
         raise ValueError(
             f"{name!r} is larger than {MAX_METADATA_BYTES} bytes: too large for a metadata file"
@@ -74,6 +100,38 @@ def read_json_object(
     if members is not None:
         value = {key: item for key, item in value.items() if key in members}
     return value
+
+
+def read_json_in_store(
+    root: str,
+    key: str,
+    members: Collection[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The JSON object stored at ``key`` (e.g. ``"a/zarr.json"``) of the store at ``root``; ``None``
+    when there is no such key.
+
+    ``root`` is a local folder (read as files), a zip file or a URL (read through
+    ``_core.store_get`` with ``storage_options``); ``members`` as for ``read_json_object``.
+
+    Raises:
+        ValueError: as ``read_json_object``, naming the file or URL.
+        OSError: the store cannot be read (``PermissionError`` denied, ``ConnectionError``
+            unreachable, ``FileNotFoundError`` no such bucket), naming the URL.
+    """
+    if is_local(root):
+        return read_json_object(describe_key(root, key), members)
+    data = _core.store_get(root, key.strip("/"), **store_kwargs(storage_options))
+    if data is None:
+        return None
+    return parse_json_object(bytes(data), describe_key(root, key), members)
+
+
+def key_exists(root: str, key: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """Whether the store at ``root`` holds the key ``key`` (a file, for a local folder)."""
+    if is_local(root):
+        return os.path.isfile(describe_key(root, key))
+    return _core.store_get(root, key.strip("/"), **store_kwargs(storage_options)) is not None
 
 
 def _parse_members(name: str, text: str, members: Collection[str] | None) -> dict[str, Any]:
@@ -170,6 +228,42 @@ def node_kind(folder: str | os.PathLike[str], format: str) -> str | None:
             return "array"
         return "group" if os.path.isfile(os.path.join(folder, ".zgroup")) else None
     attributes = read_json_object(os.path.join(folder, "attributes.json"), members=("dimensions",))
+    if attributes is None:
+        return None
+    return "array" if "dimensions" in attributes else "group"
+
+
+def node_kind_at(
+    root: str, key: str, format: str, storage_options: Mapping[str, Any] | None = None
+) -> str | None:
+    """``node_kind`` of the node at ``key`` of the zarr store or N5 container at ``root``: a
+    local folder, a zip file or a URL (read through ``_core.store_get``).
+
+    Raises:
+        ValueError: damaged metadata (see ``node_kind``), naming the file or URL.
+        OSError: the store cannot be read, naming the URL.
+    """
+    if is_local(root):
+        return node_kind(describe_key(root, key), format)
+    key = key.strip("/")
+    prefix = f"{key}/" if key else ""
+    if format == "zarr":
+        name = f"{prefix}zarr.json"
+        metadata = read_json_in_store(root, name, ("node_type",), storage_options)
+        if metadata is not None:
+            kind = metadata.get("node_type")
+            if kind not in ("array", "group"):
+                raise ValueError(
+                    f"{describe_key(root, name)!r} has node_type {kind!r}; a zarr v3 node is "
+                    "'array' or 'group'"
+                )
+            return kind
+        if key_exists(root, f"{prefix}.zarray", storage_options):
+            return "array"
+        return "group" if key_exists(root, f"{prefix}.zgroup", storage_options) else None
+    attributes = read_json_in_store(
+        root, f"{prefix}attributes.json", ("dimensions",), storage_options
+    )
     if attributes is None:
         return None
     return "array" if "dimensions" in attributes else "group"

@@ -10,17 +10,18 @@ describe a multiscale pyramid: ``multiscales`` in ``.zattrs`` (0.4), ``ome.multi
 Reading (used by ``open_array`` and ``FileSource.ome``): ``select_full_resolution`` picks the
 first level of an image group; ``level_metadata`` describes an array that is a level of an image.
 The Rust core reads and writes the arrays; the group metadata are JSON files read and written
-here. Only local stores are read so far (``group_attributes`` is the one place that touches the
-store).
+here: ``group_attributes`` is the one place that reads them, from local folders as files and
+from zip files and URLs through ``_core.store_get``.
 """
 from __future__ import annotations
 
 import numbers
-import os
+from collections.abc import Mapping
 from typing import Any
 
 from bioimage_py.io.hierarchy import is_array
-from bioimage_py.io.metadata_json import read_json_object
+from bioimage_py.io.location import describe_key, join_key
+from bioimage_py.io.metadata_json import key_exists, read_json_in_store
 from bioimage_py.io.native import NativeContainer
 
 
@@ -45,41 +46,46 @@ AXIS_TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "ti
 # --- reading ----------------------------------------------------------------------------------
 
 
-def group_attributes(root: str, key: str) -> tuple[dict[str, Any], str] | None:
+def group_attributes(
+    root: str, key: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], str] | None:
     """The user attributes of the zarr group at ``key`` of the store at ``root``, and the file
-    they come from; ``None`` when there is no group there (an array, nothing, a remote store).
+    (or URL) they come from; ``None`` when there is no group there (an array, or nothing).
 
-    zarr v3: ``zarr.json``'s ``attributes``; v2: ``.zattrs``. Only local stores are read.
+    zarr v3: ``zarr.json``'s ``attributes``; v2: ``.zattrs``. ``root`` is a local folder, a zip
+    file or a URL (read with ``storage_options``).
 
     Raises:
         ValueError: a metadata file that is not a UTF-8 JSON object, or attributes that are not
-            an object; naming the file.
+            an object; naming the file or URL.
+        OSError: the store cannot be read (naming the URL).
     """
-    if "://" in root:
-        return None
-    folder = os.path.join(root, *[part for part in key.split("/") if part])
-    v3_file = os.path.join(folder, "zarr.json")
-    metadata = read_json_object(v3_file, members=("node_type", "attributes"))
+    prefix = join_key(key, "")
+    prefix = f"{prefix}/" if prefix else ""
+    v3_key = f"{prefix}zarr.json"
+    metadata = read_json_in_store(root, v3_key, ("node_type", "attributes"), storage_options)
     if metadata is not None:
         if metadata.get("node_type") != "group":
             return None
         attributes = metadata.get("attributes", {})
         if not isinstance(attributes, dict):
-            raise ValueError(f"{v3_file!r}: 'attributes' is not a JSON object")
-        return attributes, v3_file
-    if os.path.isfile(os.path.join(folder, ".zarray")):
+            raise ValueError(f"{describe_key(root, v3_key)!r}: 'attributes' is not a JSON object")
+        return attributes, describe_key(root, v3_key)
+    if key_exists(root, f"{prefix}.zarray", storage_options):
         return None
-    v2_file = os.path.join(folder, ".zattrs")
-    attributes = read_json_object(v2_file)
+    v2_key = f"{prefix}.zattrs"
+    attributes = read_json_in_store(root, v2_key, None, storage_options)
     if attributes is None:
         return None
-    return attributes, v2_file
+    return attributes, describe_key(root, v2_key)
 
 
-def _multiscales(root: str, key: str) -> tuple[list[dict[str, Any]], str | None, str] | None:
+def _multiscales(
+    root: str, key: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], str | None, str] | None:
     """The checked ``multiscales`` of the group at ``key``, their NGFF version (``None`` when
     not recorded) and the metadata file; ``None`` when the group is not an OME-Zarr image."""
-    found = group_attributes(root, key)
+    found = group_attributes(root, key, storage_options)
     if found is None:
         return None
     attributes, file = found
@@ -129,7 +135,9 @@ def select_full_resolution(container: Any, key: str) -> tuple[str, Any] | None:
     """
     if not isinstance(container, NativeContainer) or container.format != "zarr":
         return None
-    found = _multiscales(container.path, key)
+    found = _multiscales(
+        container.path, join_key(container.prefix, key), container.storage_options
+    )
     if found is None:
         return None
     multiscales, _, file = found
@@ -146,10 +154,13 @@ def select_full_resolution(container: Any, key: str) -> tuple[str, Any] | None:
     return level, array
 
 
-def level_metadata(root: str, key: str, ndim: int) -> dict[str, Any] | None:
+def level_metadata(
+    root: str, key: str, ndim: int, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     """What ``FileSource.ome`` reports for the array at ``key`` of the zarr store at ``root``:
     ``None`` unless the array is a level of an OME-Zarr image (a dataset of a multiscale of one
-    of the groups above it, the nearest first).
+    of the groups above it, the nearest first). ``root`` may be a zip file or a URL (read with
+    ``storage_options``).
 
     Returns:
         ``{"axes", "levels", "level", "scale", "translation", "version"}``: the NGFF axis dicts,
@@ -164,7 +175,7 @@ def level_metadata(root: str, key: str, ndim: int) -> dict[str, Any] | None:
     parts = [part for part in key.split("/") if part]
     for depth in range(len(parts) - 1, -1, -1):
         group, path = "/".join(parts[:depth]), "/".join(parts[depth:])
-        found = _multiscales(root, group)
+        found = _multiscales(root, group, storage_options)
         if found is None:
             continue
         multiscales, version, file = found

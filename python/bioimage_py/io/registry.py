@@ -5,7 +5,8 @@ that select it, a *constructor* that opens a file of that format, and whether it
 A constructor is called as ``constructor(path, mode, **kwargs)`` with ``path`` a ``str`` and
 ``mode`` one of ``"r"``, ``"r+"``, ``"a"``, ``"w"`` (only ``"r"`` for read-only formats),
 and returns the opened container or array. Registering a name again replaces that format, so a
-faster reader can be swapped in behind the same name.
+faster reader can be swapped in behind the same name. Only formats registered with ``urls=True``
+(zarr and N5) are handed URLs (``s3://``, ``gs://``, ``http(s)://``); the others read local files.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ __all__ = [
     "resolve_format_name",
     "supported_extensions",
     "supported_formats",
+    "supports_urls",
 ]
 
 FormatConstructor = Callable[..., Any]
@@ -35,6 +37,7 @@ class _Format:
     extensions: tuple[str, ...]
     constructor: FormatConstructor
     writable: bool
+    urls: bool = False
 
 
 # Insertion-ordered: formats and extensions are listed in registration order.
@@ -64,6 +67,7 @@ def register_format(
     constructor: FormatConstructor,
     *,
     writable: bool = False,
+    urls: bool = False,
 ) -> None:
     """Register (or replace) the file format ``name``.
 
@@ -74,6 +78,9 @@ def register_format(
         constructor: ``constructor(path, mode, **kwargs)`` opening a file of this format. Import
             optional libraries inside it, so that a missing one only fails when a file is opened.
         writable: Whether files of this format can be opened with a mode other than ``"r"``.
+        urls: Whether the constructor opens URLs (``s3://``, ``gs://``, ``http(s)://``) and
+            takes their options (``endpoint_url``, ``region``, ``anonymous``); other formats
+            refuse URLs with a ``ValueError``.
 
     Raises:
         ValueError: If ``name`` is empty or an extension already belongs to another format.
@@ -96,7 +103,7 @@ def register_format(
     if previous is not None:
         for ext in previous.extensions:
             _EXTENSIONS.pop(ext, None)
-    _FORMATS[name] = _Format(name, normalized, constructor, bool(writable))
+    _FORMATS[name] = _Format(name, normalized, constructor, bool(writable), bool(urls))
     for ext in normalized:
         _EXTENSIONS[ext] = name
 
@@ -149,3 +156,12 @@ def is_writable_format(name: str) -> bool:
         ValueError: Starting ``Unknown or unavailable format`` if ``name`` is not registered.
     """
     return _lookup(name).writable
+
+
+def supports_urls(name: str) -> bool:
+    """Whether format ``name`` opens URLs (it was registered with ``urls=True``).
+
+    Raises:
+        ValueError: Starting ``Unknown or unavailable format`` if ``name`` is not registered.
+    """
+    return _lookup(name).urls

@@ -10,6 +10,7 @@ import numpy as np
 
 from bioimage_py import io
 from bioimage_py.io.create import create_native_array
+from bioimage_py.io.location import is_url, normalize_location, split_storage_options
 from bioimage_py.io.ome import level_metadata
 from bioimage_py.sources.array_source import ArraySource
 from bioimage_py.sources.base import SourceSpec
@@ -27,7 +28,7 @@ class FileSource(ArraySource):
 
     Args:
         array: the opened array object (zarr array, h5py or z5py dataset, reader object).
-        path: the file or container on disk.
+        path: the file or container on disk, or its URL.
         internal_path: the array's key inside the file.
         format: the format name of the ``bioimage_py.io`` registry (``"zarr"``, ``"hdf5"``, ...).
         mode: the mode the file was opened with.
@@ -99,13 +100,16 @@ class FileSource(ArraySource):
         if self._ome is False:
             found = None
             if self._format == "zarr":
-                found = level_metadata(self._path, self._internal_path or "", self.ndim)
+                storage_options, _ = split_storage_options(self._path, self._open_kwargs)
+                found = level_metadata(
+                    self._path, self._internal_path or "", self.ndim, storage_options
+                )
             self._ome = found
         return copy.deepcopy(self._ome)
 
     @property
     def path(self) -> str:
-        """The file or container the array was opened from."""
+        """The file or container the array was opened from (a local path or a URL)."""
         return self._path
 
     @property
@@ -134,6 +138,9 @@ class FileSource(ArraySource):
 
     def to_spec(self) -> SourceSpec:
         """Kind ``"file"``: ``params = {"format", "mode", **open_kwargs}``.
+
+        ``open_kwargs`` hold a URL's options (``endpoint_url``, ``region``, ``anonymous``),
+        never credentials, which the worker reopening the spec takes from its environment.
 
         A file opened with a creating mode (``"w"``, ``"w-"``, ``"x"``) is recorded as ``"r+"``,
         so that reopening it in a worker does not truncate it.
@@ -195,20 +202,38 @@ def open_source(
 
     Args:
         path: the file or container; its extension selects the format unless ``format`` is given.
+            A URL of a zarr or N5 container: ``s3://bucket/key`` (AWS or any S3-compatible
+            server), ``gs://bucket/key``, ``http(s)://host/path`` (read-only); its format
+            comes from the suffix (``.zarr``, ``.n5``) or from the metadata at its root. A zip
+            file holding a zarr (``vol.zarr.zip``) opens as a read-only zarr container.
         internal_path: the array inside the file; defaults to the format's natural key and is
-            required for containers holding several arrays.
+            required for containers holding several arrays (and for groups served over HTTP,
+            which cannot list their arrays).
         format: a format name of the ``bioimage_py.io`` registry, overriding the extension.
         mode: ``"r"`` (read-only, default), or ``"r+"``, ``"a"``, ``"w"`` for the writable
-            formats (zarr, n5, hdf5).
-        **kwargs: passed on to the format's opener and recorded in the spec.
+            formats (zarr, n5, hdf5); HTTP(S) URLs and zip files are read-only.
+        **kwargs: passed on to the format's opener and recorded in the spec: for zarr and N5
+            ``chunk_cache_bytes``, ``missing_chunks``, and for URLs ``endpoint_url`` (e.g.
+            ``"http://localhost:9000"``; an ``http://`` endpoint allows plain HTTP), ``region``,
+            ``anonymous`` (unsigned requests). Credentials are never arguments: they come
+            from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, the AWS
+            config files, ``AWS_ENDPOINT_URL``, ...).
 
     Raises:
         ValueError: an unknown or unavailable format (listing the supported ones); a missing
-            ``internal_path`` for a container of several arrays (listing them).
+            ``internal_path`` for a container of several arrays (listing them); URL options
+            for a local path; a write mode on an HTTP(S) URL or a zip file
+            (``ReadOnlyLocationError``, also a ``PermissionError``).
+        TypeError: an unknown option, or credentials given as arguments.
+        FileNotFoundError: no such file, container, bucket or key (naming it).
+        PermissionError: access to the URL denied. ConnectionError: the endpoint is
+            unreachable (after bounded retries).
     """
     path = os.fspath(path)
-    if "://" not in path:  # a local path: absolute, so workers with another cwd find it too
+    if not is_url(path):  # a local path: absolute, so workers with another cwd find it too
         path = os.path.abspath(path)
+    else:
+        path = normalize_location(path)
     array, internal_path, format = io.open_array(
         path, internal_path=internal_path, format=format, mode=mode, **kwargs
     )
@@ -243,7 +268,8 @@ def create_array(
 
     Args:
         path: the store, container or file (created when missing); the format comes from its
-            extension unless ``format`` is given.
+            extension unless ``format`` is given. A URL ``s3://bucket/key`` or ``gs://bucket/key``
+            makes a zarr or N5 array there (``http(s)://`` URLs and zip files are read-only).
         internal_path: the array's key inside it (``""``: the root, for zarr and N5).
         shape, dtype: of the array (bool, int8-64, uint8-64, float32/64).
         chunks: the chunk shape (the inner chunk when sharded); default
@@ -258,14 +284,19 @@ def create_array(
         fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0).
         overwrite: replace an existing array at ``internal_path``.
         **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
-            ``missing_chunks``), so workers reopen the array the same way.
+            ``missing_chunks``; for URLs ``endpoint_url``, ``region``, ``anonymous``), so
+            workers reopen the array the same way. Never credentials (see ``open_source``).
 
     Returns:
         A writable ``FileSource`` over the new array.
 
     Raises:
         ValueError: unknown format, dtype or compression; chunks or shards that do not fit;
-            an existing array without ``overwrite``.
+            an existing array without ``overwrite``; URL options for a local path; a format
+            other than zarr or N5 at a URL.
+        ReadOnlyLocationError: (a ``PermissionError`` and a ``ValueError``) an HTTP(S) URL or
+            a zip file.
+        TypeError: an unknown option, or credentials given as arguments.
     """
     created = create_native_array(
         path, internal_path, shape=shape, dtype=dtype, chunks=chunks, format=format,
