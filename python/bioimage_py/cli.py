@@ -4,6 +4,12 @@
     bioimage-py info container.n5                 # several arrays: lists them
     bioimage-py convert stack.tif volume.zarr --chunks 64 --shards 256 --compression zstd:5
     bioimage-py convert volume.zarr volume.n5 --workers 4 --job-type subprocess
+    bioimage-py convert volume.zarr s3://bucket/volume.zarr --endpoint-url http://localhost:9000
+    bioimage-py info https://example.org/data/volume.zarr
+
+URL arguments (``s3://``, ``gs://``, ``http(s)://`` read-only) take ``--endpoint-url``,
+``--region`` and ``--anonymous``; credentials come from the environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, the AWS config files, ...).
 
 Every failure (a missing or damaged file, an unknown format, a bad key or option value, and
 unexpected ones such as ``RecursionError``, ``OverflowError`` or ``MemoryError``) ends with one
@@ -18,7 +24,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
@@ -65,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("path", metavar="PATH", help="file, folder or container")
     info.add_argument("key", metavar="KEY", nargs="?", help="the array inside the container")
     info.add_argument("--format", help="the format, instead of guessing it from the extension")
+    _add_url_options(info)
 
     convert = commands.add_parser(
         "convert", help="convert an array to zarr, N5 or HDF5",
@@ -100,7 +106,49 @@ def _parser() -> argparse.ArgumentParser:
                               "(default: until a level fits one chunk)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing DST array")
     convert.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    _add_url_options(convert)
     return parser
+
+
+def _add_url_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "URLs", "options of s3://, gs:// and http(s):// arguments (ignored for local paths); "
+        "credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)",
+    )
+    group.add_argument("--endpoint-url", metavar="URL",
+                       help="the S3-compatible server, e.g. http://localhost:9000 (default: "
+                            "AWS, or $AWS_ENDPOINT_URL)")
+    group.add_argument("--region", help="the bucket's region (default: $AWS_REGION)")
+    group.add_argument("--anonymous", action="store_true",
+                       help="unsigned requests (public buckets), no credentials")
+
+
+def _url_options(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """The URL options given on the command line, for ``path`` when it is a URL (local paths
+    take none)."""
+    from bioimage_py.io.location import is_url
+
+    if not is_url(path):
+        return {}
+    options: dict[str, Any] = {}
+    if args.endpoint_url is not None:
+        options["endpoint_url"] = args.endpoint_url
+    if args.region is not None:
+        options["region"] = args.region
+    if args.anonymous:
+        options["anonymous"] = True
+    return options
+
+
+def _resolve(path: str) -> str:
+    """A local path made absolute; a URL as given (checked: scheme, bucket)."""
+    from bioimage_py.io.location import check_location, is_url, normalize_location
+
+    if is_url(path):
+        path = normalize_location(path)
+        check_location(path)
+        return path
+    return os.path.abspath(path)
 
 
 def _shape_option(text: str | None, ndim: int, name: str) -> tuple[int, ...] | None:
@@ -146,13 +194,14 @@ def _info(args: argparse.Namespace, step: _Step) -> int:
     from bioimage_py import io, open_source
     from bioimage_py.io.hierarchy import list_arrays
 
-    path = os.path.abspath(args.path)
-    if not os.path.exists(path):
+    path = _resolve(args.path)
+    options = _url_options(args, path)
+    if "://" not in path and not os.path.exists(path):
         raise CliError(f"{args.path!r} does not exist")
     key = args.key
     step(f"opening {args.path!r}", args.path, path)
     if key is None:
-        container = io.open_file(path, format=args.format)
+        container = io.open_file(path, format=args.format, **options)
         try:
             step(f"listing the arrays of {args.path!r}", args.path, path)
             arrays = list_arrays(container)
@@ -169,7 +218,7 @@ def _info(args: argparse.Namespace, step: _Step) -> int:
             close = getattr(container, "close", None)
             if callable(close):
                 close()
-    source = open_source(path, key, format=args.format)
+    source = open_source(path, key, format=args.format, **options)
     step(f"describing {args.path!r}", args.path, path)
     for label, value in _describe(source).items():
         print(f"{label + ':':<13}{value}")
@@ -179,9 +228,13 @@ def _info(args: argparse.Namespace, step: _Step) -> int:
 def _describe(source: Any) -> dict[str, str]:
     """The lines ``info`` prints for an opened ``FileSource``."""
     from bioimage_py import io
+    from bioimage_py.io.location import is_read_only_location
 
     fmt = source.format
-    version = _zarr_version(source.path, source.internal_path) if fmt == "zarr" else None
+    version = _zarr_version(source) if fmt == "zarr" else None
+    writable = "yes" if io.is_writable_format(fmt) else "no (read-only format)"
+    if writable == "yes" and is_read_only_location(source.path):
+        writable = "no (read-only location)"
     return {
         "path": source.path,
         "key": source.internal_path or "(root)",
@@ -191,7 +244,7 @@ def _describe(source: Any) -> dict[str, str]:
         "chunks": _tuple_or_dash(source.chunks),
         "shards": _tuple_or_dash(source.shards),
         "compression": _compression(source),
-        "writable": "yes" if io.is_writable_format(fmt) else "no (read-only format)",
+        "writable": writable,
     }
 
 
@@ -199,13 +252,19 @@ def _tuple_or_dash(value: Sequence[int] | None) -> str:
     return "-" if value is None else str(tuple(value))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """The file's JSON object for display; ``{}`` when it is missing or unreadable (the array
-    opened, so the Rust core read what it needs from it)."""
-    from bioimage_py.io.metadata_json import read_json_object
+def _read_json(source: Any, name: str) -> dict[str, Any]:
+    """The metadata object ``name`` (``zarr.json``, ...) of ``source``'s array, for display;
+    ``{}`` when it is missing or unreadable (the array opened, so the Rust core read what it
+    needs from it). Local folders are read as files, zip files and URLs through the core."""
+    from bioimage_py.io.location import split_storage_options
+    from bioimage_py.io.metadata_json import read_json_in_store
 
+    key = "/".join(part for part in (source.internal_path or "", name) if part)
     try:
-        return read_json_object(path, members=_DISPLAYED_MEMBERS) or {}
+        storage_options, _ = split_storage_options(source.path, source.open_kwargs)
+        return read_json_in_store(
+            source.path, key, _DISPLAYED_MEMBERS, storage_options
+        ) or {}
     except (OSError, ValueError):
         return {}
 
@@ -214,29 +273,34 @@ def _read_json(path: Path) -> dict[str, Any]:
 _DISPLAYED_MEMBERS = ("codecs", "compressor", "compression", "compressionType")
 
 
-def _zarr_version(path: str, key: str | None) -> int | None:
-    folder = Path(path, key or "")
-    if (folder / "zarr.json").is_file():
-        return 3
-    if (folder / ".zarray").is_file():
-        return 2
+def _zarr_version(source: Any) -> int | None:
+    from bioimage_py.io.location import split_storage_options
+    from bioimage_py.io.metadata_json import key_exists
+
+    try:
+        storage_options, _ = split_storage_options(source.path, source.open_kwargs)
+        for name, version in (("zarr.json", 3), (".zarray", 2)):
+            key = "/".join(part for part in (source.internal_path or "", name) if part)
+            if key_exists(source.path, key, storage_options):
+                return version
+    except (OSError, ValueError):
+        pass
     return None
 
 
 def _compression(source: Any) -> str:
     """The codec as NAME[:LEVEL] from the metadata, or ``-`` where the format does not say."""
-    folder = Path(source.path, source.internal_path or "")
     if source.format == "zarr":
-        v3 = _read_json(folder / "zarr.json")
+        v3 = _read_json(source, "zarr.json")
         if v3:
             codecs = v3.get("codecs", [])
             return _zarr3_codecs(codecs) if isinstance(codecs, list) else "-"
-        compressor = _read_json(folder / ".zarray").get("compressor")
+        compressor = _read_json(source, ".zarray").get("compressor")
         if not isinstance(compressor, dict):
             return "raw" if compressor is None else "-"
         return _codec(compressor.get("id"), compressor)
     if source.format == "n5":
-        attributes = _read_json(folder / "attributes.json")
+        attributes = _read_json(source, "attributes.json")
         compression = attributes.get("compression")
         if isinstance(compression, dict):
             return _codec(compression.get("type"), compression)
@@ -289,17 +353,24 @@ def _hdf5_filters(path: str, key: str | None) -> str:
 
 
 def _convert(args: argparse.Namespace, step: _Step) -> int:
-    from bioimage_py import copy, create_array, io, open_source
+    from bioimage_py import copy, create_array, open_source
     from bioimage_py.io.create import default_chunks
 
-    src_path = os.path.abspath(args.src)
-    if not os.path.exists(src_path):
+    from bioimage_py.io.files import resolve_format
+    from bioimage_py.io.location import split_storage_options
+
+    src_path = _resolve(args.src)
+    if "://" not in src_path and not os.path.exists(src_path):
         raise CliError(f"{args.src!r} does not exist")
     step(f"opening {args.src!r}", args.src, src_path)
-    source = open_source(src_path, args.src_key, format=args.src_format)
-    dst_path = os.path.abspath(args.dst)
+    source = open_source(src_path, args.src_key, format=args.src_format,
+                         **_url_options(args, src_path))
+    dst_path = _resolve(args.dst)
+    dst_options = _url_options(args, dst_path)
     step(f"creating {args.dst!r}", args.dst, dst_path)
-    fmt = args.format or io.infer_format(dst_path)
+    fmt = args.format or resolve_format(
+        dst_path, storage_options=split_storage_options(dst_path, dst_options)[0]
+    )
     if fmt not in WRITABLE_FORMATS:
         raise CliError(
             f"cannot write {fmt} files; the output format must be one of "
@@ -323,14 +394,14 @@ def _convert(args: argparse.Namespace, step: _Step) -> int:
         raise CliError("--levels needs --ome")
     if args.ome:
         return _convert_to_ome(args, step, source, src_path, dst_path, fmt, key, shards,
-                               compression, level)
+                               compression, level, dst_options)
 
     started = time.perf_counter()
     try:
         output = create_array(
             dst_path, key, shape=shape, dtype=source.dtype, chunks=chunks, format=fmt,
             zarr_format=args.zarr_format, shards=shards, compression=compression,
-            compression_level=level, overwrite=args.overwrite,
+            compression_level=level, overwrite=args.overwrite, **dst_options,
         )
     except ValueError as err:
         if "exists" in str(err) and not args.overwrite:
@@ -354,6 +425,7 @@ def _convert(args: argparse.Namespace, step: _Step) -> int:
 def _convert_to_ome(
     args: argparse.Namespace, step: _Step, source: Any, src_path: str, dst_path: str, fmt: str,
     key: str, shards: tuple[int, ...] | None, compression: str | None, level: int | None,
+    dst_options: dict[str, Any],
 ) -> int:
     """``convert --ome``: an OME-Zarr pyramid at DST's root."""
     from bioimage_py.ome_pyramid import write_ome_pyramid
@@ -371,7 +443,7 @@ def _convert_to_ome(
         source, dst_path, levels=args.levels, zarr_format=args.zarr_format,
         chunks=_shape_option(args.chunks, len(source.shape), "chunks"), shards=shards,
         compression=compression, compression_level=level, overwrite=args.overwrite,
-        job_type=args.job_type, num_workers=args.workers,
+        job_type=args.job_type, num_workers=args.workers, **dst_options,
     )
     if not args.quiet:
         ome = output.ome or {}

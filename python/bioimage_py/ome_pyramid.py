@@ -3,7 +3,9 @@
 
 Level ``s0`` is ``bioimage_py.copy`` of the source; every next level is the previous one
 ``bioimage_py.downsample``d, so every job type of the runner works; the group metadata are
-written last. Reading OME-Zarr images is ``bioimage_py.io.ome``'s.
+written last. Reading OME-Zarr images is ``bioimage_py.io.ome``'s. The store may be a local
+folder or an ``s3://`` / ``gs://`` URL: its metadata are then read and written through
+``_core.store_get`` / ``store_put``.
 """
 from __future__ import annotations
 
@@ -16,10 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from bioimage_py import _core
 from bioimage_py.copy import copy
 from bioimage_py.downsample import downsample
 from bioimage_py.io.files import as_path_str, infer_extension
-from bioimage_py.io.metadata_json import read_json_object
+from bioimage_py.io.location import (
+    check_location,
+    check_writable_location,
+    describe_key,
+    is_local,
+    normalize_location,
+    split_storage_options,
+    store_kwargs,
+)
+from bioimage_py.io.metadata_json import read_json_in_store
 from bioimage_py.io.ome import NGFF_VERSIONS, axis_dict, is_number
 from bioimage_py.io.registry import format_for_extension
 from bioimage_py.sources.base import Source
@@ -61,6 +73,9 @@ def write_ome_pyramid(
     job_type: str = "local",
     job_config: Any = None,
     num_workers: int = 1,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    anonymous: bool | None = None,
 ) -> FileSource:
     """Write ``source`` as an OME-Zarr image pyramid (NGFF 0.5 on zarr v3, 0.4 on zarr v2).
 
@@ -75,7 +90,7 @@ def write_ome_pyramid(
         source: the 2D to 5D image (any ``SourceLike``), axes in NGFF order (``t``, ``c`` or
             a custom axis first, the 2 or 3 spatial axes last).
         path: the zarr store to write (created when missing; a ``.zarr`` folder or a folder
-            without extension).
+            without extension, or an ``s3://`` / ``gs://`` URL).
         levels: the number of levels, full resolution included; ``None``: downsample until a
             level fits one chunk along every downsampled axis.
         scale_factor: an int for every spatial axis, or one int per axis (or per spatial
@@ -100,6 +115,8 @@ def write_ome_pyramid(
         name: the image's name in the metadata.
         overwrite: replace existing levels (other arrays of the store are left alone).
         job_type, job_config, num_workers: where the blocks run, as for ``copy``.
+        endpoint_url, region, anonymous: a URL's options, as for ``create_array`` (recorded in
+            the specs of the levels).
 
     Returns:
         The full-resolution level, opened read-only (its ``ome`` describes the pyramid).
@@ -107,8 +124,9 @@ def write_ome_pyramid(
     Raises:
         ValueError: fewer than 2 or more than 5 axes, an empty axis, axes that break NGFF's
             rules, factors, voxel sizes or translations of the wrong length or value, a path
-            of another format, ``levels < 1``, existing levels without ``overwrite``; the
-            errors of ``create_array``, ``copy`` and ``downsample``.
+            of another format, ``levels < 1``, existing levels without ``overwrite``; URL
+            options for a local path; an HTTP(S) URL or a zip file (``ReadOnlyLocationError``);
+            the errors of ``create_array``, ``copy`` and ``downsample``.
         TypeError: a ``scale_factor`` or ``levels`` that is not an integer.
     """
     image = as_source(source)
@@ -120,7 +138,20 @@ def write_ome_pyramid(
         raise ValueError(f"cannot write an empty image (shape {shape}) as an OME-Zarr pyramid")
     if zarr_format not in NGFF_VERSIONS:
         raise ValueError(f"zarr_format must be 3 (NGFF 0.5) or 2 (NGFF 0.4), got {zarr_format!r}")
-    root = os.path.abspath(as_path_str(path))
+    root = as_path_str(path)
+    options = {
+        name: value
+        for name, value in (("endpoint_url", endpoint_url), ("region", region),
+                            ("anonymous", anonymous))
+        if value is not None
+    }
+    storage_options, _ = split_storage_options(root, options)
+    if is_local(root):
+        root = os.path.abspath(root)
+    else:
+        root = normalize_location(root)
+        check_location(root)
+        check_writable_location(root, "write an OME-Zarr image to")
     _check_zarr_path(root)
     axis_dicts = _axis_dicts(axes, ndim, unit)
     spatial = [axis.get("type") == "space" for axis in axis_dicts]
@@ -151,12 +182,15 @@ def write_ome_pyramid(
             )
         create_array(
             root, key, shape=level_shape, dtype=image.dtype, chunks=level_chunks,
-            zarr_format=zarr_format, shards=level_shards, compression=compression,
-            compression_level=compression_level, overwrite=overwrite,
+            format="zarr", zarr_format=zarr_format, shards=level_shards,
+            compression=compression, compression_level=compression_level,
+            overwrite=overwrite, **options,
         )
-        _set_array_metadata(root, key, zarr_format, [axis["name"] for axis in axis_dicts])
+        _set_array_metadata(
+            root, key, zarr_format, [axis["name"] for axis in axis_dicts], storage_options
+        )
         # Reopened: the array's metadata changed on disk (the v2 chunk key separator).
-        level = open_source(root, key, mode="r+")
+        level = open_source(root, key, format="zarr", mode="r+", **options)
         if previous is None:
             copy(image, level, name="ome level s0", **run)
         else:
@@ -169,8 +203,8 @@ def write_ome_pyramid(
         "method": "bioimage_py.downsample",
         "kwargs": {"scale_factor": list(factors), "order": order, "anti_aliasing": anti_aliasing},
     }
-    _write_multiscales(root, zarr_format, multiscale)
-    return open_source(root, "s0")
+    _write_multiscales(root, zarr_format, multiscale, storage_options)
+    return open_source(root, "s0", format="zarr", **options)
 
 
 def _multiscale(
@@ -373,41 +407,62 @@ def _write_json(file: str, value: dict[str, Any]) -> None:
     os.replace(temporary, file)
 
 
-def _read_json(file: str) -> dict[str, Any]:
-    value = read_json_object(file)
+def _read_metadata(
+    root: str, key: str, storage_options: dict[str, Any] | None, required: bool = True
+) -> dict[str, Any]:
+    """The JSON object at ``key`` of the store at ``root`` (a local folder or a URL); ``{}``
+    when missing and not ``required``."""
+    value = read_json_in_store(root, key, None, storage_options)
     if value is None:
-        raise FileNotFoundError(f"{file!r} is missing")
+        if required:
+            raise FileNotFoundError(f"{describe_key(root, key)!r} is missing")
+        return {}
     return value
 
 
-def _set_array_metadata(root: str, key: str, zarr_format: int, names: list[str]) -> None:
+def _write_metadata(
+    root: str, key: str, value: dict[str, Any], storage_options: dict[str, Any] | None
+) -> None:
+    """Write the JSON object ``value`` at ``key`` of the store at ``root``: an atomic file
+    replacement on disk, one whole-object PUT at a URL (readers see the old or the new one)."""
+    if is_local(root):
+        _write_json(describe_key(root, key), value)
+        return
+    data = (json.dumps(value, indent=2) + "\n").encode("utf-8")
+    _core.store_put(root, key, data, **store_kwargs(storage_options))
+
+
+def _set_array_metadata(
+    root: str, key: str, zarr_format: int, names: list[str],
+    storage_options: dict[str, Any] | None = None,
+) -> None:
     """Make a new, still empty level array conform to its NGFF version: zarr v3 arrays name
     their dimensions as the axes (NGFF 0.5); zarr v2 chunk keys use ``/`` (NGFF 0.4)."""
-    folder = os.path.join(root, key)
     if zarr_format == 3:
-        file = os.path.join(folder, "zarr.json")
-        metadata = _read_json(file)
+        file = f"{key}/zarr.json"
+        metadata = _read_metadata(root, file, storage_options)
         metadata["dimension_names"] = names
     else:
-        file = os.path.join(folder, ".zarray")
-        metadata = _read_json(file)
+        file = f"{key}/.zarray"
+        metadata = _read_metadata(root, file, storage_options)
         metadata["dimension_separator"] = "/"
-    _write_json(file, metadata)
+    _write_metadata(root, file, metadata, storage_options)
 
 
-def _write_multiscales(root: str, zarr_format: int, multiscale: dict[str, Any]) -> None:
+def _write_multiscales(
+    root: str, zarr_format: int, multiscale: dict[str, Any],
+    storage_options: dict[str, Any] | None = None,
+) -> None:
     """Record ``multiscale`` in the root group's attributes, keeping the other attributes."""
     if zarr_format == 3:
-        file = os.path.join(root, "zarr.json")
-        metadata = _read_json(file)
+        metadata = _read_metadata(root, "zarr.json", storage_options)
         attributes = dict(metadata.get("attributes") or {})
         ome = dict(attributes.get("ome") or {})
         ome.update({"version": NGFF_VERSIONS[3], "multiscales": [multiscale]})
         attributes["ome"] = ome
         metadata["attributes"] = attributes
-        _write_json(file, metadata)
+        _write_metadata(root, "zarr.json", metadata, storage_options)
     else:
-        file = os.path.join(root, ".zattrs")
-        attributes = read_json_object(file) or {}
+        attributes = _read_metadata(root, ".zattrs", storage_options, required=False)
         attributes["multiscales"] = [{**multiscale, "version": NGFF_VERSIONS[2]}]
-        _write_json(file, attributes)
+        _write_metadata(root, ".zattrs", attributes, storage_options)
