@@ -251,6 +251,20 @@ def group_blocks_by_shards(
 # decodes to more or less than its size is corrupt, and decoding stops at the chunk's size),
 # FileNotFoundError for missing files and, with missing_chunks="error", chunks, MemoryError when
 # a buffer cannot be allocated, RuntimeError for a panic (a bug) or threads that cannot start.
+#
+# `root` (of every zarr / N5 / store function) is a local folder; a local `.zip` file holding a
+# zarr (read-only); or a URL `s3://bucket[/prefix]` (AWS or any S3-compatible server),
+# `gs://bucket[/prefix]`, `http(s)://host/path` (read-only: writes raise PermissionError naming
+# the URL; listing raises ValueError, HTTP cannot list). `storage_options` (`dict | None`, used
+# by URLs only) holds the non-secret options, all optional: `"endpoint_url": str` (an `http://`
+# endpoint allows plain HTTP; S3 is then addressed path-style), `"region": str`,
+# `"anonymous": bool` (unsigned requests). Credentials are never options: they come from the
+# environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL,
+# AWS_REGION / AWS_DEFAULT_REGION, the AWS config files, GOOGLE_APPLICATION_CREDENTIALS, ...).
+# Remote errors name the URL, after bounded retries and timeouts: a missing bucket or key ->
+# FileNotFoundError (or ValueError "no zarr array here", as for a missing local folder), denied
+# access -> PermissionError, an unreachable endpoint -> ConnectionError. Chunk writes to object
+# stores are whole-object PUTs.
 
 DEFAULT_CHUNK_CACHE_BYTES: int
 """Default bound of an open array's decoded-chunk cache (256 MiB)."""
@@ -277,7 +291,8 @@ class NativeArray:
         """``"zarr"``, ``"n5"`` or ``"hdf5"``."""
     @property
     def path(self) -> str:
-        """Container path and key, as used in messages."""
+        """Container path and key, as used in messages (for a URL: the array's URL, root + "/"
+        + key)."""
     @property
     def read_only(self) -> bool: ...
     @property
@@ -301,36 +316,93 @@ class NativeArray:
 
 def open_zarr(
     root: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
-    missing_chunks: str = "fill",
+    missing_chunks: str = "fill", storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
-    """Open the zarr (v2 or v3, optionally sharded) array at ``key`` of the store at ``root``."""
+    """Open the zarr (v2 or v3, optionally sharded) array at ``key`` of the store at ``root``
+    (a folder, a zip file or a URL)."""
 
 def create_zarr(
     root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
     zarr_format: int = 3, shards: Sequence[int] | None = None, compression: str = "zstd",
     compression_level: int | None = None, fill_value: int | float = 0, overwrite: bool = False,
     chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+    storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
-    """Create a zarr array (groups on the way are created) and open it writable."""
+    """Create a zarr array (groups on the way are created) and open it writable (a folder or
+    an ``s3://`` / ``gs://`` URL; zip files and ``http(s)://`` raise PermissionError)."""
 
 def open_n5(
     root: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
-    missing_chunks: str = "fill",
+    missing_chunks: str = "fill", storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
-    """Open the N5 dataset at ``key`` of the container at ``root``."""
+    """Open the N5 dataset at ``key`` of the container at ``root`` (a folder or a URL)."""
 
 def create_n5(
     root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
     compression: str = "gzip", compression_level: int | None = None, overwrite: bool = False,
     chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+    storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
     """Create an N5 dataset (shape and chunks in numpy order) and open it writable."""
 
-def list_zarr_arrays(root: str) -> list[str]:
-    """Keys of the zarr arrays below ``root``, sorted; ``""`` for an array at the root."""
+def list_zarr_arrays(root: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Keys of the zarr arrays below ``root``, sorted; ``""`` for an array at the root.
 
-def list_n5_arrays(root: str) -> list[str]:
-    """Keys of the N5 datasets below ``root``, sorted; ``""`` for a dataset at the root."""
+    Raises:
+        ValueError: ``root`` is an ``http(s)://`` URL (HTTP cannot list).
+    """
+
+def list_n5_arrays(root: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Keys of the N5 datasets below ``root``, sorted; ``""`` for a dataset at the root.
+
+    Raises:
+        ValueError: ``root`` is an ``http(s)://`` URL (HTTP cannot list).
+    """
+
+# --- stores: keys and values of a folder, a zip file or a URL --------------------------------
+# Keys are "/"-separated, relative to `root`. Used by the Python side for metadata (group
+# attributes, OME-Zarr multiscales, format probing, root groups of new containers).
+
+def store_get(
+    root: str, key: str, *, storage_options: dict[str, Any] | None = None
+) -> bytes | None:
+    """The value stored at ``key`` (metadata-sized: bounded at 64 MiB); ``None`` when there is
+    no such key.
+
+    Raises:
+        OSError: the store cannot be read (PermissionError denied, ConnectionError unreachable,
+            FileNotFoundError no such bucket), naming the URL.
+        ValueError: a value larger than the bound.
+    """
+
+def store_put(
+    root: str, key: str, value: bytes, *, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Store ``value`` at ``key``: atomically on disk (temporary file and rename), one
+    whole-object PUT at a URL.
+
+    Raises:
+        PermissionError: a zip file or an ``http(s)://`` URL (read-only), or denied access.
+    """
+
+def store_delete_prefix(
+    root: str, prefix: str, *, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Delete every key under ``prefix`` (``""``: everything under ``root``).
+
+    Raises:
+        PermissionError: a zip file or an ``http(s)://`` URL (read-only), or denied access.
+    """
+
+def store_list_dir(
+    root: str, prefix: str, *, storage_options: dict[str, Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """``(keys, directories)`` directly under ``prefix`` (``""``: the root): the names of the
+    keys and of the child "directories", relative to ``prefix``, each sorted.
+
+    Raises:
+        ValueError: an ``http(s)://`` URL (HTTP cannot list).
+    """
 
 def open_hdf5(
     path: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
