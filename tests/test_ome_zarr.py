@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -173,6 +175,61 @@ def test_write_multiscale_with_units_and_translations(tmp_path, zarr_format):
         assert src_k.ome["scale"] == pytest.approx(scale)
         assert src_k.ome["translation"] == pytest.approx(translation)
         assert src_k.ome["level"] == paths[k]
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+@pytest.mark.parametrize(
+    ("axes", "shape", "scale_factors", "scale"),
+    [
+        # per-axis factors (dicts): z kept at level 1, uneven sizes
+        ("tczyx", (2, 2, 9, 33, 26), [{"z": 1, "y": 2, "x": 2}, {"z": 2, "y": 4, "x": 4}],
+         {"z": 2.0, "y": 0.3, "x": 0.3}),
+        ("yx", (50, 37), (2, 4, 8), {"y": 0.5, "x": 0.25}),
+        ("cyx", (3, 40, 36), (2,), None),
+    ],
+)
+def test_every_level_of_ome_zarr_py_images_opens_with_its_transformations(
+    tmp_path, zarr_format, axes, shape, scale_factors, scale
+):
+    """ome-zarr-py's own pyramid (its ``scale_factors``, physical ``scale`` and units): every
+    level opens by its dataset path with the data and the scale and translation it reads."""
+    fmt = FORMATS[zarr_format][0]()
+    data = np.random.default_rng(11).integers(0, 250, shape, dtype=np.uint8)
+    path = tmp_path / "peer.ome.zarr"
+    units = {name: "micrometer" for name in scale} if scale else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ome_zarr_writer.write_image(
+            data, _peer_group(path, zarr_format), axes=axes, fmt=fmt,
+            scale_factors=scale_factors, scale=scale, axes_units=units,
+        )
+    _validate(path, zarr_format)
+    levels, metadata = _peer_read(path, zarr_format)
+    paths = [d["path"] for d in _multiscale(path, zarr_format)["datasets"]]
+    assert len(paths) == len(levels) == len(scale_factors) + 1
+    full = open_source(path)
+    assert full.internal_path == paths[0]
+    assert full.ome["axes"] == metadata["axes"] and full.ome["levels"] == paths
+    for k, (path_k, level) in enumerate(zip(paths, levels)):
+        src = open_source(path, path_k)
+        assert src.internal_path == path_k and src.shape == level.shape
+        np.testing.assert_array_equal(src[:], level)
+        expected_scale, expected_translation = _composed(
+            [metadata["coordinateTransformations"][k]], len(shape))
+        assert src.ome["level"] == path_k
+        assert src.ome["scale"] == pytest.approx(expected_scale)
+        assert src.ome["translation"] == pytest.approx(expected_translation)
+        # by hand: the spacing of the level's samples along each axis; ome-zarr-py centres
+        # each level's voxels on the ones they summarize, (factor - 1) / 2 voxels of s0 in
+        factors = [n0 / n for n0, n in zip(shape, level.shape)]
+        spacing = [(scale or {}).get(name, 1.0) for name in axes]
+        assert src.ome["scale"] == pytest.approx([s * f for s, f in zip(spacing, factors)])
+        if scale is not None:
+            assert src.ome["translation"] == pytest.approx(
+                [s * (f - 1) / 2 for s, f in zip(spacing, factors)])
+        # the level's spec (and a pickle) reopens that level with the same metadata
+        reopened = pickle.loads(pickle.dumps(src))
+        assert reopened.internal_path == path_k and reopened.ome == src.ome
 
 
 @pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
@@ -570,6 +627,37 @@ def test_other_group_attributes_are_kept(tmp_path):
     assert attributes["project"] == "cells"
     assert attributes["ome"]["omero"] == {"name": "x"}
     assert attributes["ome"]["version"] == "0.5"
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_convert_ome_writes_a_pyramid_ome_zarr_py_reads_and_models_validate(
+    tmp_path, zarr_format
+):
+    """``bioimage-py convert SRC DST --ome --levels N`` end to end (a subprocess)."""
+    data = np.random.default_rng(12).integers(0, 4000, (20, 33, 40), dtype=np.uint16)
+    create_array(tmp_path / "in.n5", "raw", shape=data.shape, dtype=data.dtype,
+                 chunks=(8, 16, 16))[...] = data
+    out = tmp_path / "out.ome.zarr"
+    done = subprocess.run(
+        [sys.executable, "-m", "bioimage_py", "convert", "in.n5", out.name, "--src-key", "raw",
+         "--ome", "--levels", "3", "--zarr-format", str(zarr_format), "--chunks", "8,16,16",
+         "--workers", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"OME-Zarr {FORMATS[zarr_format][2]}, levels s0, s1, s2" in done.stdout
+    model = _validate(out, zarr_format)
+    assert [d.path for d in model.ome_attributes.multiscales[0].datasets] == ["s0", "s1", "s2"]
+    levels, metadata = _peer_read(out, zarr_format)
+    assert [axis["name"] for axis in metadata["axes"]] == list("zyx")
+    assert [level.shape for level in levels] == [(20, 33, 40), (10, 17, 20), (5, 9, 10)]
+    np.testing.assert_array_equal(levels[0], data)
+    for k, level in enumerate(levels):
+        if k:  # each level the previous one downsampled (0.2's sampling of uneven sizes)
+            np.testing.assert_array_equal(level, bioimage_py.downsample(levels[k - 1], 2))
+        assert open_source(out, f"s{k}").ome["scale"] == pytest.approx(
+            [n0 / n for n0, n in zip(data.shape, level.shape)])
+    assert open_source(out, "s0").chunks == (8, 16, 16)
 
 
 @pytest.mark.parametrize(
