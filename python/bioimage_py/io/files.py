@@ -168,7 +168,7 @@ def check_location_for_format(path: str, format: str, mode: str = "r") -> None:
             f"{_url_formats()} (a custom format opening URLs registers with urls=True)"
         )
     if mode != "r" and is_read_only_location(path):
-        check_writable_location(path, f"open with mode {mode!r}")
+        check_writable_location(path, mode=mode)
 
 
 def check_mode(mode: str, format: str) -> None:
@@ -223,7 +223,7 @@ def open_file(
         path = normalize_location(path)
         check_location(path)
         if mode != "r":
-            check_writable_location(path, f"open with mode {mode!r}")
+            check_writable_location(path, mode=mode)
     fmt = resolve_format(path, ext, format, storage_options=storage_options)
     check_mode(mode, fmt)
     check_location_for_format(path, fmt, mode)

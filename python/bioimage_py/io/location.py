@@ -125,23 +125,28 @@ def normalize_location(path: str) -> str:
     return stripped if not stripped.endswith(":") else path
 
 
-def check_writable_location(path: str, what: str = "write to") -> None:
+def check_writable_location(
+    path: str, what: str = "write to", *, mode: str | None = None
+) -> None:
     """Raise ``ReadOnlyLocationError`` naming ``path`` when it is an HTTP(S) URL or a zip file.
 
     Args:
         path: the container.
-        what: the attempted operation, for the message (``"open ... with mode 'w'"``, ...).
+        what: the attempted operation, for the message (``"create an array in"``, ...).
+        mode: the write mode it was opened with, if that is the operation.
     """
-    if url_scheme(path) in READ_ONLY_SCHEMES:
-        raise ReadOnlyLocationError(
-            f"cannot {what} {path!r}: HTTP(S) URLs are read-only (open them with mode='r'; "
-            "write to s3:// or gs:// or a local path)"
-        )
+    if not is_read_only_location(path):
+        return
+    attempt = f"open {path!r} with mode {mode!r}" if mode is not None else f"{what} {path!r}"
     if is_zip(path):
         raise ReadOnlyLocationError(
-            f"cannot {what} {path!r}: zip files are read-only (open them with mode='r'; write "
-            "to a .zarr folder and zip it when done)"
+            f"cannot {attempt}: zip files are read-only (open them with mode='r'; write to a "
+            ".zarr folder and zip it when done)"
         )
+    raise ReadOnlyLocationError(
+        f"cannot {attempt}: HTTP(S) URLs are read-only (open them with mode='r'; write to "
+        "s3://, gs:// or a local path)"
+    )
 
 
 def split_storage_options(

@@ -265,7 +265,7 @@ def _open_in_store(
     disk (mode ``"w"`` deletes only a container's keys), through the core's store functions."""
     check_location(path)
     if mode != "r":
-        check_writable_location(path, f"open with mode {mode!r}")
+        check_writable_location(path, mode=mode)
     store = store_kwargs(storage_options)
     kind = node_kind_at(path, "", format, storage_options)
     listable = url_scheme(path) not in READ_ONLY_SCHEMES
