@@ -1,0 +1,584 @@
+"""Native zarr (v2, v3, sharded) and N5 on a real S3 server (moto, in a child process).
+
+zarr-python (through obstore's ``S3Store``) and tensorstore (its ``s3`` kvstore) write arrays
+that ``open_source("s3://...", endpoint_url=...)`` reads through the Rust core; arrays written by
+``create_array`` are read back by those peers. Also: ``copy`` and ``bioimage-py convert`` to and
+from S3, specs that record the URL and options but never a credential and reopen in other
+processes, and the errors for a missing bucket or key, denied access and an unreachable endpoint.
+numpy is the oracle; nothing is mocked.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+import numpy as np
+import pytest
+import zarr
+
+import bioimage_py as bp
+from bioimage_py import create_array, open_source
+from bioimage_py.sources import FileSource, SourceSpec, from_spec
+
+import remote_peers as peers
+from remote_peers import REGION
+
+if TYPE_CHECKING:  # the plugin module is loaded by pytest (pytest_plugins), not imported here
+    from object_store_servers import S3AuthServer, S3Server
+
+pytest_plugins = ["object_store_servers"]
+
+SHAPE = (37, 29, 23)  # no chunk or shard divides it: edge chunks and partial shards everywhere
+CHUNKS = (8, 8, 8)
+SHARDS = (16, 16, 8)
+FILL = 7  # a fill value that is not 0, so a missing chunk read as zeros shows
+# Regions every read test compares with numpy: whole, slabs, an integer index, negative and
+# clamped slices, a single voxel, and an empty selection.
+INDICES: list[Any] = [
+    ...,
+    (slice(3, 17), slice(None), slice(5, 6)),
+    (5, slice(None), slice(None)),
+    (slice(-10, None), slice(2, -3), 7),
+    (slice(30, 100), slice(28, 29)),
+    (36, 28, 22),
+    (slice(9, 9),),
+]
+# A block-wise runner's reads: 16^3 blocks grown by a 3-voxel halo, clipped to the array.
+HALO_BLOCK, HALO = 16, 3
+
+
+def oracle(shape: tuple[int, ...] = SHAPE, dtype: Any = np.uint16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype == bool:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return (rng.standard_normal(shape) * 1e3).astype(dtype)
+
+
+def halo_regions(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    regions = []
+    for z in range(0, shape[0], HALO_BLOCK):
+        for y in range(0, shape[1], HALO_BLOCK):
+            for x in range(0, shape[2], HALO_BLOCK):
+                regions.append(tuple(slice(max(0, s - HALO), min(n, s + HALO_BLOCK + HALO))
+                                     for s, n in zip((z, y, x), shape)))
+    return regions
+
+
+def assert_reads_like(src: Any, expected: np.ndarray) -> None:
+    """Every index of INDICES and every halo block read from ``src`` equals numpy's."""
+    assert src.shape == expected.shape and src.dtype == expected.dtype
+    for index in INDICES:
+        got = np.asarray(src[index])
+        want = expected[index]
+        assert got.dtype == want.dtype and got.shape == want.shape, index
+        np.testing.assert_array_equal(got, want, err_msg=f"index {index}")
+    for region in halo_regions(expected.shape):
+        np.testing.assert_array_equal(src[region], expected[region], err_msg=f"region {region}")
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_pool() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Server:
+    return s3_server
+
+
+@pytest.fixture
+def secret(aws_test_env: dict[str, str]) -> str:
+    """The secret access key in the environment: it must never be recorded anywhere."""
+    return aws_test_env["AWS_SECRET_ACCESS_KEY"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The peers themselves: the test servers and helpers work, whatever our reader does.
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_peers_read_each_other(s3: S3Server, s3_bucket: str, zarr_format: int) -> None:
+    data = oracle()
+    ep = s3.endpoint_url
+    driver = "zarr3" if zarr_format == 3 else "zarr"
+    url = f"s3://{s3_bucket}/zp.zarr"
+    peers.zarr_write(ep, url, data, chunks=CHUNKS, zarr_format=zarr_format)
+    np.testing.assert_array_equal(peers.ts_read(ep, url, driver), data)
+    url = f"s3://{s3_bucket}/ts.zarr"
+    peers.ts_write(ep, url, data, driver=driver, chunks=CHUNKS)
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+    assert any(key.startswith("ts.zarr/") for key in s3.keys(s3_bucket))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading what the peers wrote.
+
+# name -> (writer, suffix, driver/zarr_format, shards)
+PEER_LAYOUTS = {
+    "zarr-python-v2": ("zarr-python", ".zarr", 2, None),
+    "zarr-python-v3": ("zarr-python", ".zarr", 3, None),
+    "zarr-python-v3-sharded": ("zarr-python", ".zarr", 3, SHARDS),
+    "tensorstore-zarr2": ("tensorstore", ".zarr", "zarr", None),
+    "tensorstore-zarr3": ("tensorstore", ".zarr", "zarr3", None),
+    "tensorstore-zarr3-sharded": ("tensorstore", ".zarr", "zarr3", SHARDS),
+    "tensorstore-n5": ("tensorstore", ".n5", "n5", None),
+}
+
+
+def peer_write(ep: str, url: str, layout: str, data: np.ndarray | None, *,
+               fill_value: Any = 0, region: tuple[slice, ...] | None = None,
+               shape: tuple[int, ...] | None = None, dtype: Any = None) -> None:
+    writer, _, kind, shards = PEER_LAYOUTS[layout]
+    if writer == "zarr-python":
+        peers.zarr_write(ep, url, data, chunks=CHUNKS, zarr_format=kind, shards=shards,
+                         fill_value=fill_value, region=region, shape=shape, dtype=dtype)
+    else:
+        peers.ts_write(ep, url, data, driver=kind, chunks=CHUNKS, shards=shards,
+                       fill_value=fill_value, region=region, shape=shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("layout", list(PEER_LAYOUTS))
+def test_read_peer_written(s3: S3Server, s3_bucket: str, layout: str) -> None:
+    data = oracle(seed=1)
+    url = f"s3://{s3_bucket}/vol{PEER_LAYOUTS[layout][1]}"
+    peer_write(s3.endpoint_url, url, layout, data)
+
+    src = open_source(url, endpoint_url=s3.endpoint_url)
+    assert isinstance(src, FileSource)
+    assert src.path == url
+    assert src.chunks == CHUNKS
+    if PEER_LAYOUTS[layout][3] is not None:
+        assert src.shards == SHARDS
+    assert_reads_like(src, data)
+    # a second handle with region given and no chunk cache reads the same
+    src = open_source(url, endpoint_url=s3.endpoint_url, region=REGION, chunk_cache_bytes=0)
+    assert_reads_like(src, data)
+
+
+@pytest.mark.parametrize("layout", list(PEER_LAYOUTS))
+def test_missing_chunks_read_as_fill_value(s3: S3Server, s3_bucket: str, layout: str) -> None:
+    fill = 0 if layout.endswith("n5") else FILL  # N5 has no fill value: always 0
+    written = (slice(0, 16), slice(8, 24), slice(0, 23))  # whole chunks (partial shards)
+    data = oracle(seed=2)
+    url = f"s3://{s3_bucket}/vol{PEER_LAYOUTS[layout][1]}"
+    peer_write(s3.endpoint_url, url, layout, data[written], fill_value=fill, region=written,
+               shape=SHAPE, dtype=data.dtype)
+    expected = np.full(SHAPE, fill, dtype=data.dtype)
+    expected[written] = data[written]
+
+    src = open_source(url, endpoint_url=s3.endpoint_url)
+    assert_reads_like(src, expected)
+    assert src.chunk_exists((0, 1, 0))
+    assert not src.chunk_exists((4, 3, 2))
+
+    strict = open_source(url, endpoint_url=s3.endpoint_url, missing_chunks="error")
+    np.testing.assert_array_equal(strict[written], data[written])
+    with pytest.raises(FileNotFoundError) as info:
+        strict[30:, 25:, 20:]
+    assert s3_bucket in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int16", "int32", "uint32", "int64",
+                                   "uint64", "float32", "float64"])
+def test_read_dtypes(s3: S3Server, s3_bucket: str, dtype: str) -> None:
+    data = oracle((9, 10, 11), dtype, seed=3)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, data, chunks=(4, 4, 4), fill_value=data.flat[0])
+    src = open_source(url, endpoint_url=s3.endpoint_url)
+    assert src.dtype == data.dtype
+    np.testing.assert_array_equal(src[...], data)
+
+
+def test_arrays_in_a_group(s3: S3Server, s3_bucket: str) -> None:
+    """Arrays at keys inside a group: each by its internal path; without one, the error lists
+    them (listing keys on S3)."""
+    ep = s3.endpoint_url
+    url = f"s3://{s3_bucket}/group.zarr"
+    raw, labels = oracle(seed=4), oracle(dtype=np.uint32, seed=5)
+    peers.zarr_write(ep, url, raw, chunks=CHUNKS, path="raw/s0")
+    peers.zarr_write(ep, url, labels, chunks=CHUNKS, shards=SHARDS, path="labels")
+
+    np.testing.assert_array_equal(open_source(url, "raw/s0", endpoint_url=ep)[...], raw)
+    src = open_source(url, "labels", endpoint_url=ep)
+    assert src.internal_path == "labels" and src.path == url
+    assert_reads_like(src, labels)
+    with pytest.raises(ValueError) as info:
+        open_source(url, endpoint_url=ep)
+    assert "raw/s0" in str(info.value) and "labels" in str(info.value)
+
+
+def test_url_with_trailing_slash(s3: S3Server, s3_bucket: str) -> None:
+    data = oracle(seed=6)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, data, chunks=CHUNKS)
+    src = open_source(url + "/", endpoint_url=s3.endpoint_url)
+    np.testing.assert_array_equal(src[...], data)
+
+
+def test_anonymous_requests(s3: S3Server, s3_bucket: str) -> None:
+    """moto (without authentication) answers unsigned requests: ``anonymous=True`` reads."""
+    data = oracle(seed=7)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, data, chunks=CHUNKS)
+    src = open_source(url, endpoint_url=s3.endpoint_url, anonymous=True)
+    np.testing.assert_array_equal(src[...], data)
+    assert src.to_spec().params.get("anonymous") is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: ours writes, the peers read.
+
+# name -> (create_array kwargs, suffix, tensorstore driver)
+OUR_LAYOUTS = {
+    "zarr-v2": ({"zarr_format": 2}, ".zarr", "zarr"),
+    "zarr-v3": ({"zarr_format": 3}, ".zarr", "zarr3"),
+    "zarr-v3-sharded": ({"zarr_format": 3, "shards": SHARDS}, ".zarr", "zarr3"),
+    "n5": ({}, ".n5", "n5"),
+}
+
+
+@pytest.mark.parametrize("layout", list(OUR_LAYOUTS))
+def test_write_read_by_peers(s3: S3Server, s3_bucket: str, layout: str) -> None:
+    kwargs, suffix, driver = OUR_LAYOUTS[layout]
+    ep = s3.endpoint_url
+    data = oracle(seed=8)
+    url = f"s3://{s3_bucket}/ours{suffix}"
+    dst = create_array(url, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, endpoint_url=ep,
+                       **kwargs)
+    assert dst.writable and dst.path == url
+    dst[...] = data
+    keys = s3.keys(s3_bucket)
+    assert keys and all(key.startswith("ours" + suffix + "/") for key in keys)
+
+    np.testing.assert_array_equal(peers.ts_read(ep, url, driver), data)
+    if driver != "n5":
+        np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+    assert_reads_like(open_source(url, endpoint_url=ep), data)
+
+
+@pytest.mark.parametrize("layout", list(OUR_LAYOUTS))
+def test_partial_writes(s3: S3Server, s3_bucket: str, layout: str) -> None:
+    """Writes of unaligned regions into a fresh array and into one reopened with mode="r+":
+    untouched chunks stay missing and read as the fill value."""
+    kwargs, suffix, driver = OUR_LAYOUTS[layout]
+    fill = 0 if layout == "n5" else FILL
+    if layout != "n5":
+        kwargs = {**kwargs, "fill_value": fill}
+    ep = s3.endpoint_url
+    data = oracle(seed=9)
+    url = f"s3://{s3_bucket}/ours{suffix}"
+    expected = np.full(SHAPE, fill, dtype=data.dtype)
+    dst = create_array(url, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, endpoint_url=ep,
+                       **kwargs)
+    first = (slice(3, 13), slice(0, 5), slice(2, 20))
+    dst[first] = data[first]
+    expected[first] = data[first]
+
+    again = open_source(url, mode="r+", endpoint_url=ep)
+    second = (slice(10, 21), slice(4, 29), slice(9, 23))
+    again[second] = data[second]
+    expected[second] = data[second]
+    again[36, 28, 22] = 1
+    expected[36, 28, 22] = 1
+
+    np.testing.assert_array_equal(peers.ts_read(ep, url, driver), expected)
+    assert_reads_like(open_source(url, endpoint_url=ep), expected)
+    assert not open_source(url, endpoint_url=ep).chunk_exists((4, 0, 0))
+
+
+def test_write_into_a_group_and_overwrite(s3: S3Server, s3_bucket: str) -> None:
+    ep = s3.endpoint_url
+    url = f"s3://{s3_bucket}/group.zarr"
+    data = oracle(seed=10)
+    dst = create_array(url, "raw/s0", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype,
+                       endpoint_url=ep)
+    dst[...] = data
+    np.testing.assert_array_equal(peers.zarr_read(ep, url, "raw/s0"), data)
+    assert zarr.open_group(peers.zarr_store(ep, url, read_only=True), mode="r")["raw/s0"].shape \
+        == SHAPE
+
+    with pytest.raises(ValueError):  # exists, no overwrite
+        create_array(url, "raw/s0", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype,
+                     endpoint_url=ep)
+    # overwrite: the old chunks are gone, the new array reads as its fill value
+    create_array(url, "raw/s0", shape=(5, 6, 7), chunks=(4, 4, 4), dtype="float32",
+                 fill_value=1.5, overwrite=True, endpoint_url=ep)
+    np.testing.assert_array_equal(open_source(url, "raw/s0", endpoint_url=ep)[...],
+                                  np.full((5, 6, 7), 1.5, dtype="float32"))
+    assert s3.keys(s3_bucket, "group.zarr/raw/s0/") == ["group.zarr/raw/s0/zarr.json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# copy and the command line, both directions.
+
+
+@pytest.mark.parametrize("job_type", ["local", "subprocess"])
+def test_copy_local_to_s3_and_back(s3: S3Server, s3_bucket: str, tmp_path: Path,
+                                   job_type: str) -> None:
+    ep = s3.endpoint_url
+    data = oracle(seed=11)
+    local = create_array(tmp_path / "in.zarr", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype)
+    local[...] = data
+    config = {"start_method": "spawn"} if job_type == "subprocess" else None
+    url = f"s3://{s3_bucket}/copy.zarr"
+    remote = create_array(url, shape=SHAPE, chunks=CHUNKS, shards=SHARDS, dtype=data.dtype,
+                          endpoint_url=ep)
+    bp.copy(local, remote, job_type=job_type, job_config=config, num_workers=2)
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+
+    back = create_array(tmp_path / "back.n5", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype)
+    bp.copy(open_source(url, endpoint_url=ep), back, job_type=job_type, job_config=config,
+            num_workers=2)
+    np.testing.assert_array_equal(open_source(tmp_path / "back.n5")[...], data)
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bioimage_py", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_convert_to_and_from_s3(s3: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    ep = s3.endpoint_url
+    data = oracle(seed=12)
+    zarr.create_array(str(tmp_path / "in.zarr"), shape=SHAPE, chunks=CHUNKS,
+                      dtype=data.dtype)[...] = data
+    url = f"s3://{s3_bucket}/out.zarr"
+    done = run_cli("convert", "in.zarr", url, "--endpoint-url", ep, "--shards", "16,16,8",
+                   "--workers", "2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+
+    done = run_cli("convert", url, "back.n5", "--endpoint-url", ep, "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(open_source(tmp_path / "back.n5")[...], data)
+
+
+def test_cli_convert_with_aws_endpoint_url(s3: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    """No endpoint option: the core takes the server from AWS_ENDPOINT_URL (an http:// one
+    allows plain HTTP, as boto3 does)."""
+    ep = s3.endpoint_url
+    data = oracle(seed=13)
+    url = f"s3://{s3_bucket}/in.zarr"
+    peers.ts_write(ep, url, data, driver="zarr3", chunks=CHUNKS, shards=SHARDS)
+    env = {"AWS_ENDPOINT_URL": ep}
+    done = run_cli("convert", url, "local.zarr", "--quiet", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "local.zarr"))[...], data)
+
+    out = f"s3://{s3_bucket}/out.n5"
+    done = run_cli("convert", "local.zarr", out, "--quiet", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(peers.ts_read(ep, out, "n5"), data)
+
+
+def test_aws_endpoint_url_environment(s3: S3Server, s3_bucket: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    data = oracle(seed=14)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, data, chunks=CHUNKS)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint_url)
+    np.testing.assert_array_equal(open_source(url)[...], data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs: URL and options recorded, credentials never; reopened elsewhere.
+
+
+def assert_no_secret(secret: str, *things: Any) -> None:
+    for thing in things:
+        text = thing if isinstance(thing, (bytes, str)) else repr(thing)
+        blob = text.encode() if isinstance(text, str) else text
+        assert secret.encode() not in blob
+        assert b"AWS_SECRET_ACCESS_KEY" not in blob
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".n5"])
+def test_spec_records_url_and_options_not_credentials(s3: S3Server, s3_bucket: str,
+                                                       secret: str, suffix: str) -> None:
+    ep = s3.endpoint_url
+    data = oracle(seed=15)
+    url = f"s3://{s3_bucket}/vol{suffix}"
+    create_array(url, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, endpoint_url=ep,
+                 region=REGION)[...] = data
+
+    src = open_source(url, endpoint_url=ep, region=REGION)
+    spec = src.to_spec()
+    assert spec.path == url
+    assert spec.params["endpoint_url"] == ep and spec.params["region"] == REGION
+    text = spec.to_json()
+    assert url in text and ep in text
+    assert_no_secret(secret, text, repr(spec), repr(src), pickle.dumps(spec), pickle.dumps(src),
+                     cloudpickle.dumps(src), json.dumps(spec.to_dict()))
+    again = SourceSpec.from_json(text)
+    assert again == spec
+    np.testing.assert_array_equal(from_spec(again)[...], data)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(src))[...], data)
+
+    with spawn_pool() as pool:  # a fresh interpreter: credentials from its environment only
+        whole = pool.submit(peers.read_from_spec_json, text).result(timeout=300)
+        part = pool.submit(peers.read_from_spec_json, text,
+                           (slice(5, 30), 3, slice(None))).result(timeout=300)
+    np.testing.assert_array_equal(whole, data)
+    np.testing.assert_array_equal(part, data[5:30, 3, :])
+
+
+def test_spec_of_created_array_reopens_writable(s3: S3Server, s3_bucket: str,
+                                                secret: str) -> None:
+    ep = s3.endpoint_url
+    url = f"s3://{s3_bucket}/vol.zarr"
+    dst = create_array(url, shape=SHAPE, chunks=CHUNKS, dtype="uint16", endpoint_url=ep)
+    spec = dst.to_spec()
+    assert spec.params["endpoint_url"] == ep and spec.params.get("mode") == "r+"
+    assert_no_secret(secret, spec.to_json(), repr(dst), pickle.dumps(dst))
+    reopened = from_spec(spec)
+    reopened[0:8, 0:8, 0:8] = 3
+    np.testing.assert_array_equal(peers.zarr_read(ep, url)[0:8, 0:8, 0:8], 3)
+
+
+def test_credentials_are_refused_as_arguments(s3: S3Server, s3_bucket: str, secret: str) -> None:
+    url = f"s3://{s3_bucket}/vol.zarr"
+    with pytest.raises(TypeError) as info:
+        open_source(url, endpoint_url=s3.endpoint_url, aws_secret_access_key=secret)
+    assert secret not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors name the URL, after bounded time.
+
+
+def test_missing_bucket(s3: S3Server) -> None:
+    url = "s3://no-such-bucket-anywhere/vol.zarr"
+    with pytest.raises((FileNotFoundError, ValueError)) as info:
+        open_source(url, endpoint_url=s3.endpoint_url)
+    assert "no-such-bucket-anywhere" in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".n5"])
+def test_missing_key(s3: S3Server, s3_bucket: str, suffix: str) -> None:
+    url = f"s3://{s3_bucket}/missing{suffix}"
+    with pytest.raises((FileNotFoundError, ValueError)) as info:
+        open_source(url, endpoint_url=s3.endpoint_url)
+    assert url in str(info.value)
+    peers.zarr_write(s3.endpoint_url, f"s3://{s3_bucket}/vol.zarr", oracle(), chunks=CHUNKS)
+    with pytest.raises((FileNotFoundError, ValueError, KeyError)) as info:
+        open_source(f"s3://{s3_bucket}/vol.zarr", "no/such/array", endpoint_url=s3.endpoint_url)
+    assert "no/such/array" in str(info.value)
+
+
+def test_corrupt_chunk_names_the_url(s3: S3Server, s3_bucket: str) -> None:
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, oracle(), chunks=CHUNKS)
+    s3.put(s3_bucket, "vol.zarr/c/0/0/0", b"not zstd at all")
+    src = open_source(url, endpoint_url=s3.endpoint_url)
+    with pytest.raises(OSError) as info:
+        src[0:8, 0:8, 0:8]
+    assert s3_bucket in str(info.value)
+
+
+def bounded(call: Callable[[], Any], seconds: float = 120.0) -> BaseException:
+    """Run ``call``, which must raise within ``seconds``; the exception."""
+    start = time.monotonic()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001  (the caller checks the type)
+        elapsed = time.monotonic() - start
+        assert elapsed < seconds, f"took {elapsed:.0f} s to fail: {exc!r}"
+        return exc
+    raise AssertionError("no error raised")
+
+
+def test_unreachable_endpoint(s3_server: S3Server) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    url = "s3://some-bucket/vol.zarr"
+    exc = bounded(lambda: open_source(url, endpoint_url=endpoint))
+    assert isinstance(exc, ConnectionError), repr(exc)
+    assert url in str(exc) or "some-bucket" in str(exc), str(exc)
+
+    exc = bounded(lambda: create_array(url, shape=(4, 4), chunks=(2, 2), dtype="uint8",
+                                       endpoint_url=endpoint))
+    assert isinstance(exc, ConnectionError), repr(exc)
+    assert "some-bucket" in str(exc), str(exc)
+
+
+def test_server_gone_while_reading(aws_test_env: dict[str, str],
+                                   object_store_servers_script: Any) -> None:
+    """A handle whose server stops answering: a ConnectionError naming the URL, not a hang."""
+    data = oracle(seed=16)
+    with object_store_servers_script.s3_server() as private:
+        ep = private.url
+        bucket = "gone"
+        import boto3
+
+        boto3.client("s3", endpoint_url=ep, region_name=REGION).create_bucket(Bucket=bucket)
+        url = f"s3://{bucket}/vol.zarr"
+        peers.zarr_write(ep, url, data, chunks=CHUNKS)
+        src = open_source(url, endpoint_url=ep, chunk_cache_bytes=0)
+        np.testing.assert_array_equal(src[0:8], data[0:8])
+    exc = bounded(lambda: src[...])
+    assert isinstance(exc, ConnectionError), repr(exc)
+    assert bucket in str(exc), str(exc)
+
+
+def test_denied_access(s3_auth_server: S3AuthServer, monkeypatch: pytest.MonkeyPatch,
+                       secret: str) -> None:
+    """Credentials the server does not know: PermissionError naming the URL, for reads, writes
+    and anonymous requests."""
+    server = s3_auth_server
+    ep = server.endpoint_url
+    url = f"s3://{server.bucket}/denied.zarr"
+    data = oracle(seed=17)
+    with monkeypatch.context() as allowed:
+        for name, value in server.env.items():
+            allowed.setenv(name, value)
+        peers.zarr_write(ep, url, data, chunks=CHUNKS)
+
+    for kwargs in ({}, {"anonymous": True}):
+        with pytest.raises(PermissionError) as info:
+            open_source(url, endpoint_url=ep, **kwargs)
+        assert server.bucket in str(info.value), str(info.value)
+        assert secret not in str(info.value)
+    with pytest.raises(PermissionError) as info:
+        create_array(f"s3://{server.bucket}/new.zarr", shape=(4, 4), chunks=(2, 2),
+                     dtype="uint8", endpoint_url=ep)
+    assert server.bucket in str(info.value)
+
+
+def test_allowed_access_on_authenticating_server(s3_auth_server: S3AuthServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The positive control of ``test_denied_access``: the allowed user's credentials, from the
+    environment, read and write."""
+    server = s3_auth_server
+    ep = server.endpoint_url
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{server.bucket}/allowed.zarr"
+    data = oracle(seed=18)
+    dst = create_array(url, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, endpoint_url=ep)
+    dst[...] = data
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+    src = open_source(url, endpoint_url=ep)
+    np.testing.assert_array_equal(src[...], data)
+    assert server.secret_key not in src.to_spec().to_json()
+    assert server.secret_key.encode() not in pickle.dumps(src)
