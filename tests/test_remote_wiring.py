@@ -458,3 +458,10 @@ def test_json_of_a_zip_spec_is_plain(tmp_path):
     spec = FileSource(np.zeros(3), path=str(tmp_path / "v.zarr.zip"), internal_path="raw",
                       format="zarr").to_spec()
     assert json.loads(spec.to_json())["path"].endswith("v.zarr.zip")
+
+
+@pytest.mark.parametrize("path", ["https://host/out.zarr", "/data/out.zarr.zip"])
+def test_runner_names_read_only_locations_of_outputs(path):
+    output = FileSource(np.zeros((4, 4), "uint8"), path=path, internal_path="", format="zarr")
+    with pytest.raises(TypeError, match="read-only.*cannot be written"):
+        copy(np.ones((4, 4), "uint8"), output)

@@ -151,8 +151,21 @@ def check_domain(
                 "channel axis is allowed)"
             )
         if not output.writable:
-            raise TypeError(f"output {i} ({output!r}) is read-only: open it writable (mode='r+')")
+            raise TypeError(f"output {i} ({output!r}) is read-only: {_how_to_write(output)}")
     return shape
+
+
+def _how_to_write(output: Source) -> str:
+    """What to do about a read-only output: open it writable, unless it lives where nothing is
+    written (an HTTP(S) URL, a zip file)."""
+    from bioimage_py.io.location import is_read_only_location
+
+    path = getattr(output, "path", None)
+    if isinstance(path, str) and is_read_only_location(path):
+        kind = "a zip file" if path.lower().endswith(".zip") else "an HTTP(S) URL"
+        return (f"{path!r} is {kind}, which cannot be written; write to a local path, s3:// "
+                "or gs://")
+    return "open it writable (mode='r+')"
 
 
 def default_block_shape(
