@@ -147,9 +147,13 @@ class NativeContainer:
         if self._local:
             return walk_native_arrays(self.path, self.format)
         if url_scheme(self.path) in READ_ONLY_SCHEMES:
+            found = node_kind_at(self.path, self.prefix, self.format, self.storage_options)
+            nothing = "" if found is not None else (
+                f" (and there is no {self.format} metadata at it: check the URL)"
+            )
             raise ValueError(
-                f"cannot list the arrays of {self.location!r}: HTTP servers do not list keys; "
-                "pass internal_path naming the array"
+                f"cannot list the arrays of {self.location!r}: HTTP servers do not list "
+                f"keys{nothing}; pass internal_path naming the array"
             )
         keys = self._list(self.path, **self._store)
         if not self.prefix:
