@@ -629,6 +629,111 @@ def test_other_group_attributes_are_kept(tmp_path):
     assert attributes["ome"]["version"] == "0.5"
 
 
+def _peer_image(path, zarr_format, data, axes, scale):
+    """An ome-zarr-py pyramid (levels s0, s1, s2 by 2 along x and y) with a physical scale
+    in micrometers; returns its levels' ``ome``."""
+    fmt = FORMATS[zarr_format][0]()
+    units = {name: "micrometer" for name in scale if name in "zyx"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ome_zarr_writer.write_image(
+            data, _peer_group(path, zarr_format), axes=axes, fmt=fmt,
+            scale_factors=[{"y": 2, "x": 2}, {"y": 4, "x": 4}], scale=scale, axes_units=units,
+        )
+    return [open_source(path, f"s{k}").ome for k in range(3)]
+
+
+@pytest.mark.parametrize(("src_format", "dst_format"), [(2, 3), (3, 2), (3, 3)])
+def test_a_pyramid_of_an_ome_level_keeps_its_axes_scale_and_translation(
+    tmp_path, src_format, dst_format
+):
+    """Rewriting an OME-Zarr level (here ome-zarr-py's s1, translated by its centring) keeps
+    its physical coordinates: its axes and units, scale and translation become those of the
+    new s0, and every next level has the same translation (corner-aligned sampling)."""
+    data = np.random.default_rng(13).integers(0, 255, (2, 12, 64, 48), dtype=np.uint8)
+    peer = tmp_path / "peer.ome.zarr"
+    scale = {"c": 1.0, "z": 2.0, "y": 0.5, "x": 0.25}
+    ome = _peer_image(peer, src_format, data, "czyx", scale)[1]
+    assert ome["translation"] == pytest.approx([0.0, 0.0, 0.25, 0.125])
+    level = open_source(peer, "s1")
+    out = tmp_path / "again.ome.zarr"
+    written = write_ome_pyramid(level, out, levels=3, zarr_format=dst_format)
+    _validate(out, dst_format)
+    levels, metadata = _peer_read(out, dst_format)
+    assert metadata["axes"] == ome["axes"] == [
+        {"name": "c", "type": "channel"},
+        {"name": "z", "type": "space", "unit": "micrometer"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    np.testing.assert_array_equal(levels[0], level[:])
+    assert written.ome["scale"] == pytest.approx(ome["scale"])
+    assert written.ome["translation"] == pytest.approx(ome["translation"])
+    for k in range(3):
+        level_k = open_source(out, f"s{k}")
+        factors = [n0 / n for n0, n in zip(level.shape, level_k.shape)]
+        assert level_k.ome["scale"] == pytest.approx(
+            [s * f for s, f in zip(ome["scale"], factors)])
+        assert level_k.ome["translation"] == pytest.approx(ome["translation"])
+    # arguments given still win; a view of the level is no level and gets the plain defaults
+    src = write_ome_pyramid(level, tmp_path / "given.zarr", levels=1, axes="qzyx",
+                            voxel_size=(3.0, 1.0, 1.0), translation=(0.0, 0.0, 0.0))
+    assert [axis["name"] for axis in src.ome["axes"]] == list("qzyx")
+    assert src.ome["scale"] == [1.0, 3.0, 1.0, 1.0] and src.ome["translation"] == [0.0] * 4
+    src = write_ome_pyramid(RoiSource(level, np.s_[:, 1:]), tmp_path / "view.zarr", levels=1)
+    assert src.ome["scale"] == [1.0] * 4 and src.ome["translation"] == [0.0] * 4
+    assert src.ome["axes"][1] == {"name": "z", "type": "space"}
+
+
+def test_a_pyramid_of_an_ome_level_with_axes_of_ngff_0_3(tmp_path):
+    """Axes given as bare names (NGFF 0.3) get the types of their names."""
+    path = tmp_path / "old.zarr"
+    root = _peer_group(path, 2)
+    root.create_array("0", shape=(4, 16, 16), dtype="uint8")[:] = 7
+    root.attrs.update({"multiscales": [{"version": "0.3", "axes": ["c", "y", "x"],
+                                        "datasets": [{"path": "0"}]}]})
+    src = write_ome_pyramid(open_source(path), tmp_path / "new.zarr", levels=2)
+    assert src.ome["axes"] == [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                               {"name": "x", "type": "space"}]
+    _validate(tmp_path / "new.zarr", 3)
+
+
+def test_malformed_ome_metadata_of_the_source_name_the_way_out(tmp_path):
+    path = tmp_path / "affine.zarr"
+    root = _peer_group(path, 3)
+    root.create_array("0", shape=(8, 8), dtype="uint8")
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    root.attrs.update({"ome": {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "affine", "affine": []}]}]}]}})
+    with pytest.raises(ValueError, match="unsupported coordinate transformation.*pass axes"):
+        write_ome_pyramid(open_source(path), tmp_path / "out.zarr", levels=1)
+    assert not (tmp_path / "out.zarr").exists()
+    src = write_ome_pyramid(open_source(path), tmp_path / "out.zarr", levels=1, axes="yx",
+                            voxel_size=1.0, translation=(0.0, 0.0))
+    assert src.ome["scale"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_convert_ome_of_an_ome_zarr_image_keeps_its_coordinates(tmp_path, zarr_format):
+    """``convert IMAGE DST --ome``: the image's full-resolution level, axes, units, scale."""
+    data = np.random.default_rng(14).integers(0, 255, (2, 12, 64, 48), dtype=np.uint8)
+    scale = {"c": 1.0, "z": 2.0, "y": 0.5, "x": 0.25}
+    ome = _peer_image(tmp_path / "peer.ome.zarr", 5 - zarr_format, data, "czyx", scale)[0]
+    done = subprocess.run(
+        [sys.executable, "-m", "bioimage_py", "convert", "peer.ome.zarr", "out.ome.zarr",
+         "--ome", "--levels", "2", "--zarr-format", str(zarr_format), "--workers", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out.ome.zarr"
+    _validate(out, zarr_format)
+    levels, metadata = _peer_read(out, zarr_format)
+    np.testing.assert_array_equal(levels[0], data)
+    assert metadata["axes"] == ome["axes"]
+    assert open_source(out).ome["scale"] == pytest.approx([1.0, 2.0, 0.5, 0.25])
+    assert open_source(out, "s1").ome["scale"] == pytest.approx([1.0, 4.0, 1.0, 0.5])
+
+
 @pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
 def test_convert_ome_writes_a_pyramid_ome_zarr_py_reads_and_models_validate(
     tmp_path, zarr_format

@@ -96,15 +96,19 @@ def write_ome_pyramid(
         scale_factor: an int for every spatial axis, or one int per axis (or per spatial
             axis); channel, time and custom axes are never downsampled (factor 1).
         axes: the axis names (``"czyx"``, ``["c", "z", "y", "x"]``) or NGFF axis dicts
-            (``name``, ``type``, ``unit``); default ``yx``, ``zyx``, ``czyx``, ``tczyx`` by
+            (``name``, ``type``, ``unit``); default: the source's axes when it is a level of
+            an OME-Zarr image (``source.ome``), else ``yx``, ``zyx``, ``czyx``, ``tczyx`` by
             dimensionality. Types come from the names: ``x``, ``y``, ``z`` space, ``c``
             channel, ``t`` time, others custom.
         voxel_size: the full-resolution spacing: one number for every spatial axis, or one
-            per axis (or per spatial axis); default 1.
+            per axis (or per spatial axis); default: the source's OME scale, else 1.
         unit: the unit of the spatial axes (an NGFF unit such as ``"micrometer"``), unless
             ``axes`` gives units.
         translation: the physical position of the first voxel, one number per axis (or per
-            spatial axis); written as every level's translation. Default: none written.
+            spatial axis); written as every level's translation. Default: the source's OME
+            translation when it is not zero, else none written. (So an OME-Zarr level, e.g.
+            one opened with ``open_source``, is rewritten in its own physical coordinates;
+            a view of it such as a ``RoiSource`` has no ``ome`` and gets the plain defaults.)
         zarr_format: 3 (NGFF 0.5, default) or 2 (NGFF 0.4).
         chunks: the chunk shape of ``s0`` (clamped to each level's shape); default 64 per
             spatial axis for volumes, 256 for images, 1 for the other axes.
@@ -153,6 +157,7 @@ def write_ome_pyramid(
         check_location(root)
         check_writable_location(root, "write an OME-Zarr image to")
     _check_zarr_path(root)
+    axes, voxel_size, translation = _source_ome_defaults(image, axes, voxel_size, translation)
     axis_dicts = _axis_dicts(axes, ndim, unit)
     spatial = [axis.get("type") == "space" for axis in axis_dicts]
     factors = _per_axis_ints(scale_factor, spatial, "scale_factor")
@@ -225,6 +230,32 @@ def _multiscale(
     if name is not None:
         multiscale["name"] = str(name)
     return multiscale
+
+
+def _source_ome_defaults(
+    image: Source, axes: Any, voxel_size: Any, translation: Any
+) -> tuple[Any, Any, Any]:
+    """``axes``, ``voxel_size`` and ``translation``, each ``None`` one replaced by the
+    source's own when the source is a level of an OME-Zarr image (axes without a type get the
+    one of their name; a zero translation stays unwritten)."""
+    if axes is not None and voxel_size is not None and translation is not None:
+        return axes, voxel_size, translation
+    try:
+        ome = image.ome
+    except ValueError as err:  # the source's own metadata are malformed
+        raise ValueError(
+            f"{err} (the source's OME-Zarr metadata; pass axes, voxel_size and translation "
+            "to write the pyramid without them)"
+        ) from err
+    if ome is None:
+        return axes, voxel_size, translation
+    if axes is None:
+        axes = [{**axis_dict(axis["name"]), **axis} for axis in ome["axes"]]
+    if voxel_size is None:
+        voxel_size = list(ome["scale"])
+    if translation is None and any(ome["translation"]):
+        translation = list(ome["translation"])
+    return axes, voxel_size, translation
 
 
 def _check_zarr_path(root: str) -> None:
