@@ -74,7 +74,8 @@ def assert_reads_like(src: Any, expected: np.ndarray) -> None:
 # The test server itself.
 
 
-def fetch(url: str, range_header: str | None = None, method: str = "GET") -> tuple[int, dict, bytes]:
+def fetch(url: str, range_header: str | None = None,
+          method: str = "GET") -> tuple[int, dict, bytes]:
     request = urllib.request.Request(url, method=method)
     if range_header is not None:
         request.add_header("Range", range_header)

@@ -353,7 +353,8 @@ def test_copy_local_to_s3_and_back(s3: S3Server, s3_bucket: str, tmp_path: Path,
     np.testing.assert_array_equal(open_source(tmp_path / "back.n5")[...], data)
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bioimage_py", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
