@@ -629,6 +629,30 @@ def test_other_group_attributes_are_kept(tmp_path):
     assert attributes["ome"]["version"] == "0.5"
 
 
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_downsample_and_create_array_inside_an_image_keep_it_valid(tmp_path, zarr_format):
+    """``create_array`` and ``downsample`` write bare arrays: rewriting a level in place or
+    adding an array beside the levels leaves the image's metadata valid and unchanged (the
+    pyramid with its metadata is ``write_ome_pyramid``'s)."""
+    data = np.random.default_rng(15).random((16, 32, 32)).astype(np.float32)
+    path = tmp_path / "image.ome.zarr"
+    write_ome_pyramid(data, path, levels=2, zarr_format=zarr_format, voxel_size=(2.0, 1.0, 1.0))
+    before = _group_attributes(path, zarr_format)
+    level1 = open_source(path, "s1", mode="r+")
+    bioimage_py.downsample(open_source(path, "s0"), 2, level1, order=1, anti_aliasing=True)
+    extra = create_array(path, "extra", shape=(4, 8, 8), dtype="float32",
+                         zarr_format=zarr_format)
+    bioimage_py.downsample(open_source(path, "s1"), 2, extra)
+    assert _group_attributes(path, zarr_format) == before
+    _validate(path, zarr_format)
+    levels, _ = _peer_read(path, zarr_format)
+    np.testing.assert_array_equal(
+        levels[1], bioimage_py.downsample(data, 2, order=1, anti_aliasing=True))
+    assert open_source(path).ome["levels"] == ["s0", "s1"]
+    assert open_source(path, "s1").ome["scale"] == [4.0, 2.0, 2.0]
+    assert open_source(path, "extra").ome is None
+
+
 def _peer_image(path, zarr_format, data, axes, scale):
     """An ome-zarr-py pyramid (levels s0, s1, s2 by 2 along x and y) with a physical scale
     in micrometers; returns its levels' ``ome``."""

@@ -40,6 +40,11 @@ def downsample(
     The defaults (``order=0``, nearest, and no anti-aliasing) keep the input's values, as label
     images need; for intensity images pass ``order=1`` (or higher) and ``anti_aliasing=True``.
 
+    ``output`` is a bare array: downsampling into an array of an OME-Zarr image leaves the
+    image's metadata as they are (still valid; a new array is not one of its levels). To write
+    a pyramid with its NGFF metadata use ``bioimage_py.write_ome_pyramid``, which runs this
+    function level by level (``bioimage-py convert --ome`` on the command line).
+
     Args:
         input: the 2D or 3D array to downsample (any ``SourceLike``).
         scale_factor: an int (every axis) or one int per axis, each ``>= 1`` (1 keeps the axis).

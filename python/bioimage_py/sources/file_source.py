@@ -266,6 +266,9 @@ def create_array(
 ) -> FileSource:
     """Create an array in a zarr store, an N5 container or an HDF5 file; a writable source of it.
 
+    The array is bare (no OME-Zarr metadata): an OME-Zarr image pyramid is written with
+    ``bioimage_py.write_ome_pyramid`` (which creates each level with this function).
+
     Args:
         path: the store, container or file (created when missing); the format comes from its
             extension unless ``format`` is given. A URL ``s3://bucket/key`` or ``gs://bucket/key``
