@@ -618,6 +618,32 @@ def test_existing_pyramids_need_overwrite(tmp_path):
     _validate(path, 3)
 
 
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_a_store_of_the_other_zarr_format_is_refused_before_writing(tmp_path, zarr_format):
+    """Levels of two zarr formats in one store would make neither a valid image: refused up
+    front, even with ``overwrite``; the existing image is untouched."""
+    path = tmp_path / "image.zarr"
+    write_ome_pyramid(np.zeros((16, 16), np.uint8), path, levels=3, zarr_format=zarr_format)
+    files = sorted(p.relative_to(path) for p in path.rglob("*"))
+    other = 5 - zarr_format
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=f"is a zarr v{zarr_format} store.*"
+                                             f"zarr_format={zarr_format}"):
+            write_ome_pyramid(np.ones((16, 16), np.uint8), path, levels=2, zarr_format=other,
+                              overwrite=overwrite)
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == files
+    _validate(path, zarr_format)
+    assert open_source(path, "s2")[:].max() == 0
+    # a plain group of the other format (zarr-python's) is refused the same way
+    _peer_group(tmp_path / "plain.zarr", other)
+    with pytest.raises(ValueError, match=f"is a zarr v{other} store"):
+        write_ome_pyramid(np.ones((16, 16), np.uint8), tmp_path / "plain.zarr",
+                          zarr_format=zarr_format)
+    write_ome_pyramid(np.ones((16, 16), np.uint8), tmp_path / "plain.zarr", levels=2,
+                      zarr_format=other)
+    _validate(tmp_path / "plain.zarr", other)
+
+
 def test_other_group_attributes_are_kept(tmp_path):
     path = tmp_path / "kept.zarr"
     root = zarr.open_group(str(path), mode="w", zarr_format=3)

@@ -31,7 +31,7 @@ from bioimage_py.io.location import (
     split_storage_options,
     store_kwargs,
 )
-from bioimage_py.io.metadata_json import read_json_in_store
+from bioimage_py.io.metadata_json import key_exists, read_json_in_store
 from bioimage_py.io.ome import NGFF_VERSIONS, axis_dict, is_number
 from bioimage_py.io.registry import format_for_extension
 from bioimage_py.sources.base import Source
@@ -157,6 +157,7 @@ def write_ome_pyramid(
         check_location(root)
         check_writable_location(root, "write an OME-Zarr image to")
     _check_zarr_path(root)
+    _check_store_format(root, zarr_format, storage_options)
     axes, voxel_size, translation = _source_ome_defaults(image, axes, voxel_size, translation)
     axis_dicts = _axis_dicts(axes, ndim, unit)
     spatial = [axis.get("type") == "space" for axis in axis_dicts]
@@ -230,6 +231,23 @@ def _multiscale(
     if name is not None:
         multiscale["name"] = str(name)
     return multiscale
+
+
+def _check_store_format(
+    root: str, zarr_format: int, storage_options: dict[str, Any] | None
+) -> None:
+    """Refuse, before anything is written, a store whose root is a zarr group of the other
+    format: levels and group metadata of two formats side by side make neither a valid image
+    (and ``overwrite`` replaces levels, not the store)."""
+    v3_root = read_json_in_store(root, "zarr.json", ("zarr_format",), storage_options)
+    found = 3 if v3_root is not None else (
+        2 if key_exists(root, ".zgroup", storage_options) else None
+    )
+    if found is not None and found != zarr_format:
+        raise ValueError(
+            f"{root!r} is a zarr v{found} store: write NGFF {NGFF_VERSIONS[found]} there with "
+            f"zarr_format={found}, or write NGFF {NGFF_VERSIONS[zarr_format]} to a new path"
+        )
 
 
 def _source_ome_defaults(
