@@ -233,6 +233,28 @@ def test_every_level_of_ome_zarr_py_images_opens_with_its_transformations(
 
 
 @pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
+def test_chunked_and_sharded_images_of_ome_zarr_py(tmp_path, zarr_format):
+    """ome-zarr-py's ``storage_options``: its chunks (and shards, NGFF 0.5) are the levels'."""
+    fmt = FORMATS[zarr_format][0]()
+    data = np.random.default_rng(16).integers(0, 60000, (24, 64, 64), dtype=np.uint16)
+    path = tmp_path / "chunked.ome.zarr"
+    options = {"chunks": (8, 16, 16)}
+    if zarr_format == 3:
+        options["shards"] = (16, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ome_zarr_writer.write_image(data, _peer_group(path, zarr_format), axes="zyx", fmt=fmt,
+                                    scale_factors=(2, 4), storage_options=options)
+    levels, _ = _peer_read(path, zarr_format)
+    for k, level in enumerate(levels):
+        src = open_source(path, f"s{k}")
+        assert src.chunks == (8, 16, 16)
+        assert src.shards == ((16, 32, 32) if zarr_format == 3 else None)
+        np.testing.assert_array_equal(src[:], level)
+        np.testing.assert_array_equal(src[5:19, 3:30, 7:], level[5:19, 3:30, 7:])
+
+
+@pytest.mark.parametrize("zarr_format", ZARR_FORMATS)
 def test_image_in_a_subgroup_opens_by_its_group_path(tmp_path, zarr_format):
     fmt = FORMATS[zarr_format][0]()
     data = np.random.default_rng(2).integers(0, 255, (32, 40), dtype=np.uint8)
