@@ -837,6 +837,35 @@ def test_convert_ome_writes_a_pyramid_ome_zarr_py_reads_and_models_validate(
     assert open_source(out, "s0").chunks == (8, 16, 16)
 
 
+def test_info_describes_the_image_and_a_level(tmp_path, capsys):
+    from bioimage_py import cli
+
+    path = tmp_path / "image.ome.zarr"
+    write_ome_pyramid(np.zeros((2, 16, 32, 32), np.uint8), path, levels=3, unit="micrometer",
+                      voxel_size=(2.0, 0.5, 0.5), translation=(0.0, 4.0, -1.0, 0.5))
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 arrays" in out and "OME-Zarr image: level 's0' (full resolution)" in out
+    assert cli.main(["info", str(path), "s1"]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    lines = {label: value.strip() for label, value in lines.items()}
+    assert lines["ome"] == "NGFF 0.5 image, level s1 of s0, s1, s2"
+    assert lines["axes"] == "c z (micrometer) y (micrometer) x (micrometer)"
+    assert lines["scale"] == "1, 4, 1, 1"
+    assert lines["translation"] == "0, 4, -1, 0.5"
+    # a damaged image is still listed, saying what is wrong
+    attributes = json.loads((path / "zarr.json").read_text())
+    attributes["attributes"]["ome"]["multiscales"][0]["datasets"][0]["path"] = "gone"
+    (path / "zarr.json").write_text(json.dumps(attributes))
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "damaged OME-Zarr image" in out and "'gone'" in out and "s2  shape" in out
+    # other arrays have no OME lines
+    create_array(tmp_path / "plain.zarr", shape=(4, 4), dtype="uint8")
+    assert cli.main(["info", str(tmp_path / "plain.zarr")]) == 0
+    assert "ome:" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -193,6 +193,7 @@ def _compression_option(text: str | None) -> tuple[str | None, int | None]:
 def _info(args: argparse.Namespace, step: _Step) -> int:
     from bioimage_py import io, open_source
     from bioimage_py.io.hierarchy import list_arrays
+    from bioimage_py.io.ome import select_full_resolution
 
     path = _resolve(args.path)
     options = _url_options(args, path)
@@ -209,6 +210,14 @@ def _info(args: argparse.Namespace, step: _Step) -> int:
                 raise CliError(f"{args.path!r} holds no arrays")
             if len(arrays) != 1:
                 print(f"{args.path}: {len(arrays)} arrays")
+                try:
+                    image = select_full_resolution(container, "")
+                except ValueError as err:  # the listing still helps to find the damage
+                    print(f"  damaged OME-Zarr image: {err}")
+                else:
+                    if image is not None:
+                        print(f"  OME-Zarr image: level {image[0]!r} (full resolution) opens "
+                              "by default; 'info PATH LEVEL' gives a level's coordinates")
                 for name in arrays:
                     array = container[name] if name else container
                     print(f"  {name or '(root)'}  shape {tuple(array.shape)}  "
@@ -235,7 +244,7 @@ def _describe(source: Any) -> dict[str, str]:
     writable = "yes" if io.is_writable_format(fmt) else "no (read-only format)"
     if writable == "yes" and is_read_only_location(source.path):
         writable = "no (read-only location)"
-    return {
+    lines = {
         "path": source.path,
         "key": source.internal_path or "(root)",
         "format": fmt if version is None else f"{fmt} (v{version})",
@@ -246,6 +255,18 @@ def _describe(source: Any) -> dict[str, str]:
         "compression": _compression(source),
         "writable": writable,
     }
+    ome = source.ome
+    if ome is not None:  # a level of an OME-Zarr image: the image, this level's coordinates
+        axes = " ".join(
+            axis["name"] + (f" ({axis['unit']})" if axis.get("unit") else "")
+            for axis in ome["axes"]
+        )
+        version = f"NGFF {ome['version']}" if ome.get("version") else "NGFF"
+        lines["ome"] = f"{version} image, level {ome['level']} of {', '.join(ome['levels'])}"
+        lines["axes"] = axes
+        lines["scale"] = ", ".join(f"{v:g}" for v in ome["scale"])
+        lines["translation"] = ", ".join(f"{v:g}" for v in ome["translation"])
+    return lines
 
 
 def _tuple_or_dash(value: Sequence[int] | None) -> str:
