@@ -364,9 +364,11 @@ def open_cloudvolume(
     in ``to_spec()`` or its JSON, not in ``open_params``, pickles or ``repr``. Anything reopened
     from the spec (a worker process, or the copy made by ``pickle.loads``/``cloudpickle.loads``)
     opens the layer without it, with the credentials cloud-volume finds by itself: its secrets
-    files (``~/.cloudvolume/secrets/``, e.g. ``aws-secret.json``, ``google-secret.json``,
-    ``cave-secret.json``) and the environment. Put the credentials there for block-wise runs in
-    other processes.
+    files (``~/.cloudvolume/secrets/`` or ``$CLOUD_VOLUME_DIR/secrets/``, and
+    ``~/.cloudfiles/secrets/``: ``aws-secret.json``, ``google-secret.json``,
+    ``cave-secret.json``, ...) and the environment (``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY``, ``GOOGLE_APPLICATION_CREDENTIALS``). Put the credentials there
+    for block-wise runs in other processes.
 
     Args:
         cloudpath: the layer, e.g. ``"gs://bucket/dataset/layer"`` or ``"file:///data/layer"``
