@@ -752,6 +752,9 @@ def test_a_pyramid_of_an_ome_level_keeps_its_axes_scale_and_translation(
                             voxel_size=(3.0, 1.0, 1.0), translation=(0.0, 0.0, 0.0))
     assert [axis["name"] for axis in src.ome["axes"]] == list("qzyx")
     assert src.ome["scale"] == [1.0, 3.0, 1.0, 1.0] and src.ome["translation"] == [0.0] * 4
+    src = write_ome_pyramid(level, tmp_path / "unit.zarr", levels=1, unit="nanometer")
+    assert [axis.get("unit") for axis in src.ome["axes"]] == [None] + ["nanometer"] * 3
+    assert src.ome["scale"] == pytest.approx(ome["scale"])  # the numbers as they are
     src = write_ome_pyramid(RoiSource(level, np.s_[:, 1:]), tmp_path / "view.zarr", levels=1)
     assert src.ome["scale"] == [1.0] * 4 and src.ome["translation"] == [0.0] * 4
     assert src.ome["axes"][1] == {"name": "z", "type": "space"}

@@ -103,7 +103,7 @@ def write_ome_pyramid(
         voxel_size: the full-resolution spacing: one number for every spatial axis, or one
             per axis (or per spatial axis); default: the source's OME scale, else 1.
         unit: the unit of the spatial axes (an NGFF unit such as ``"micrometer"``), unless
-            ``axes`` gives units.
+            ``axes`` gives units (it replaces those of axes taken from the source).
         translation: the physical position of the first voxel, one number per axis (or per
             spatial axis); written as every level's translation. Default: the source's OME
             translation when it is not zero, else none written. (So an OME-Zarr level, e.g.
@@ -158,7 +158,9 @@ def write_ome_pyramid(
         check_writable_location(root, "write an OME-Zarr image to")
     _check_zarr_path(root)
     _check_store_format(root, zarr_format, storage_options)
-    axes, voxel_size, translation = _source_ome_defaults(image, axes, voxel_size, translation)
+    axes, voxel_size, translation = _source_ome_defaults(
+        image, axes, voxel_size, translation, unit
+    )
     axis_dicts = _axis_dicts(axes, ndim, unit)
     spatial = [axis.get("type") == "space" for axis in axis_dicts]
     factors = _per_axis_ints(scale_factor, spatial, "scale_factor")
@@ -251,11 +253,12 @@ def _check_store_format(
 
 
 def _source_ome_defaults(
-    image: Source, axes: Any, voxel_size: Any, translation: Any
+    image: Source, axes: Any, voxel_size: Any, translation: Any, unit: str | None
 ) -> tuple[Any, Any, Any]:
     """``axes``, ``voxel_size`` and ``translation``, each ``None`` one replaced by the
     source's own when the source is a level of an OME-Zarr image (axes without a type get the
-    one of their name; a zero translation stays unwritten)."""
+    one of their name; a ``unit`` given replaces the units of the source's spatial axes; a
+    zero translation stays unwritten)."""
     if axes is not None and voxel_size is not None and translation is not None:
         return axes, voxel_size, translation
     try:
@@ -269,6 +272,9 @@ def _source_ome_defaults(
         return axes, voxel_size, translation
     if axes is None:
         axes = [{**axis_dict(axis["name"]), **axis} for axis in ome["axes"]]
+        if unit is not None:
+            axes = [{**axis, "unit": unit} if axis.get("type") == "space" else axis
+                    for axis in axes]
     if voxel_size is None:
         voxel_size = list(ome["scale"])
     if translation is None and any(ome["translation"]):
