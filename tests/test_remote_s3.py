@@ -542,6 +542,21 @@ def test_server_gone_while_reading(aws_test_env: dict[str, str],
     assert bucket in str(exc), str(exc)
 
 
+def test_authenticating_server_denies_unknown_credentials(s3_auth_server: S3AuthServer) -> None:
+    """The server of ``test_denied_access`` itself: boto3 with the session's credentials is
+    denied, with the allowed user's it is not."""
+    import botocore.exceptions
+
+    server = s3_auth_server
+    server.put(server.bucket, "probe", b"x")
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        server.client(aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"]).get_object(
+            Bucket=server.bucket, Key="probe")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert server.client().get_object(Bucket=server.bucket, Key="probe")["Body"].read() == b"x"
+
+
 def test_denied_access(s3_auth_server: S3AuthServer, monkeypatch: pytest.MonkeyPatch,
                        secret: str) -> None:
     """Credentials the server does not know: PermissionError naming the URL, for reads, writes
