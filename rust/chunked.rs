@@ -43,6 +43,12 @@ pub trait ChunkedArray: Send + Sync {
     /// one chunk implement it as `write_region_by_chunks(self, region, data)`; those with larger
     /// units (shards) write each unit once.
     fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()>;
+
+    /// Whether chunk I/O waits on a network (a remote store): chunks are then read and
+    /// written on many more threads than cores.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// How a missing chunk reads.
@@ -264,16 +270,25 @@ impl<'a> RegionChunks<'a> {
     }
 
     /// Runs `f` on every chunk touched, in parallel on the process's pool when there are
-    /// several; stops at the first error.
-    pub fn try_for_each(&self, f: impl Fn(&ChunkSelection) -> Result<()> + Sync) -> Result<()> {
+    /// several (on its I/O pool when `remote`: see [`ChunkedArray::is_remote`]); stops at the
+    /// first error.
+    pub fn try_for_each(
+        &self,
+        remote: bool,
+        f: impl Fn(&ChunkSelection) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let run = |pool: &rayon::ThreadPool| {
+            pool.install(|| {
+                (0..self.len)
+                    .into_par_iter()
+                    .try_for_each(|index| f(&self.get(index)))
+            })
+        };
         match self.len {
             0 => Ok(()),
             1 => f(&self.get(0)),
-            n => thread_pool::install(|| {
-                (0..n)
-                    .into_par_iter()
-                    .try_for_each(|index| f(&self.get(index)))
-            })?,
+            _ if remote => run(thread_pool::io_thread_pool()?),
+            _ => run(thread_pool::thread_pool()?),
         }
     }
 }
@@ -592,7 +607,7 @@ pub fn read_region_into(
             Ok(())
         })
     };
-    chunks.try_for_each(read_one)
+    chunks.try_for_each(array.is_remote(), read_one)
 }
 
 /// Writes `data` (C order, native byte order, the region's shape) into `region`, one whole
@@ -642,7 +657,7 @@ pub fn write_region_by_chunks(
         }
         array.write_chunk(&selection.chunk_coords, &buffer)
     };
-    chunks.try_for_each(write_one)
+    chunks.try_for_each(array.is_remote(), write_one)
 }
 
 #[cfg(test)]

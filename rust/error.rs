@@ -92,6 +92,14 @@ impl Error {
             source,
         }
     }
+
+    /// An I/O error at a URL (or any location that is not a local path).
+    pub fn io_at(location: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: location.into(),
+            source,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

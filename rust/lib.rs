@@ -14,6 +14,8 @@ pub mod hdf5;
 pub mod index;
 pub mod metadata_json;
 pub mod n5;
+pub mod per_process;
+pub mod storage;
 pub mod thread_pool;
 pub mod transpose;
 pub mod zarr;

@@ -68,6 +68,30 @@ pub fn read_object(path: &Path, members: Members<'_>) -> Result<Option<Map<Strin
         .map_err(|reason| invalid(path, reason))
 }
 
+/// The JSON object at `key` of `store` with the `members` asked for; `None` when there is no
+/// such value.
+pub fn read_object_at(
+    store: &dyn crate::storage::Store,
+    key: &str,
+    members: Members<'_>,
+) -> Result<Option<Map<String, Value>>> {
+    let too_long = |len: u64| Error::Metadata {
+        path: store.url(key),
+        reason: format!(
+            "holds {len} bytes, too many for a metadata file (at most {MAX_METADATA_BYTES})"
+        ),
+    };
+    let Some(bytes) = store.get(key, MAX_METADATA_BYTES, &too_long)? else {
+        return Ok(None);
+    };
+    parse_object(&bytes, members)
+        .map(Some)
+        .map_err(|reason| Error::Metadata {
+            path: store.url(key),
+            reason,
+        })
+}
+
 /// The members asked for of the JSON object `bytes` holds; `Err` is the reason it is invalid.
 pub fn parse_object(bytes: &[u8], members: Members<'_>) -> Result<Map<String, Value>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| {

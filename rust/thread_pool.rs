@@ -1,25 +1,17 @@
-//! The thread pool chunk decoding runs on, one per process: a pool's threads do not survive
-//! `fork`, and a child using its parent's pool would wait forever for them. The pool is found
-//! through a lock-free pointer (never a mutex, which a fork could inherit locked).
+//! The thread pools chunk decoding runs on, one per process ([`PerProcess`]: a pool's threads
+//! do not survive `fork`).
 //!
 //! Every parallel loop of the crate runs inside [`install`] (rayon's global pool is never used:
 //! it is not rebuilt in a forked child). A panic in a task reaches the caller of `install`,
 //! as rayon propagates it, where the binding layer turns it into a Python exception.
 
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
-
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::error::{Error, Result};
+use crate::per_process::PerProcess;
 
-struct ProcessPool {
-    pid: u32,
-    pool: ThreadPool,
-}
-
-/// The current process's pool; pools are leaked, never freed (one per process that forked).
-static POOL: AtomicPtr<ProcessPool> = AtomicPtr::new(ptr::null_mut());
+static POOL: PerProcess<ThreadPool> = PerProcess::new();
+static IO_POOL: PerProcess<ThreadPool> = PerProcess::new();
 
 /// The most threads a pool gets, whatever `BIOIMAGE_PY_NUM_THREADS` asks for (rayon sets up
 /// every thread at once, and an absurd count would exhaust memory doing so).
@@ -28,40 +20,40 @@ const MAX_THREADS: usize = 1024;
 /// Threads per process: `BIOIMAGE_PY_NUM_THREADS` if set (at most [`MAX_THREADS`]), else the
 /// available cores.
 fn num_threads() -> usize {
-    std::env::var("BIOIMAGE_PY_NUM_THREADS")
+    env_threads("BIOIMAGE_PY_NUM_THREADS")
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn env_threads(name: &str) -> Option<usize> {
+    std::env::var(name)
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .map(|n| n.min(MAX_THREADS))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn build(threads: usize, prefix: &'static str) -> Result<ThreadPool> {
+    ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{prefix}-{i}"))
+        .build()
+        .map_err(|e| Error::Resource(format!("cannot start the thread pool: {e}")))
 }
 
 /// This process's pool, built on first use (and again in a forked child). Fails when its
 /// threads cannot be started (process or memory limits).
 pub fn thread_pool() -> Result<&'static ThreadPool> {
-    let pid = std::process::id();
-    loop {
-        let current = POOL.load(Ordering::Acquire);
-        // SAFETY: non-null pointers in POOL come from `Box::into_raw` and are never freed.
-        if let Some(existing) = unsafe { current.as_ref() } {
-            if existing.pid == pid {
-                return Ok(&existing.pool);
-            }
-        }
-        let pool = ThreadPoolBuilder::new()
-            .num_threads(num_threads())
-            .thread_name(|i| format!("bioimage_py-{i}"))
-            .build()
-            .map_err(|e| Error::Resource(format!("cannot start the thread pool: {e}")))?;
-        let candidate = Box::into_raw(Box::new(ProcessPool { pid, pool }));
-        match POOL.compare_exchange(current, candidate, Ordering::AcqRel, Ordering::Acquire) {
-            // SAFETY: `candidate` was just leaked from a Box and is never freed.
-            Ok(_) => return Ok(unsafe { &(*candidate).pool }),
-            // Another thread of this process installed a pool first: drop ours and use theirs.
-            // SAFETY: `candidate` was never shared, so this is its only owner.
-            Err(_) => drop(unsafe { Box::from_raw(candidate) }),
-        }
-    }
+    POOL.get_or_try_init(|| build(num_threads(), "bioimage_py"))
+}
+
+/// The pool chunk reads of remote stores run on: a task there mostly waits for the network,
+/// so it has many more threads than cores (`BIOIMAGE_PY_REMOTE_CONCURRENCY`, default 32),
+/// which bounds the requests in flight per process.
+pub fn io_thread_pool() -> Result<&'static ThreadPool> {
+    IO_POOL.get_or_try_init(|| {
+        let threads = env_threads("BIOIMAGE_PY_REMOTE_CONCURRENCY").unwrap_or(32);
+        build(threads, "bioimage_py-io")
+    })
 }
 
 /// Runs `f` on this process's pool: parallel iterators inside it use the pool's threads.
@@ -71,6 +63,8 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
 
 #[cfg(test)]
 mod tests {
+    use std::ptr;
+
     use rayon::prelude::*;
 
     use super::*;

@@ -1,19 +1,20 @@
-//! Native N5 (the saalfeldlab/n5 file-system format), read and write.
+//! Native N5 (the saalfeldlab/n5 format), read and write, in any [`Store`] (a local folder,
+//! an object store: the key layout is the file system's).
 //!
 //! A container is a directory tree: every directory is a group, `attributes.json` holds its
 //! attributes, the root's carries the `"n5"` version, and a dataset is a group whose attributes
 //! describe an array (see [`N5Metadata`]). Block `(z, y, x)` lives at `<dataset>/x/y/z`. Edge
 //! blocks are written truncated to the array, as Java N5 and z5py do; blocks whose header
 //! records a different size (tensorstore writes edge blocks full-size) read their overlap with
-//! the block's region. Every block write is atomic ([`crate::fs::atomic_write`]).
+//! the block's region. Every block write replaces a whole value ([`Store::put`]).
 
 mod block;
 mod compression;
 mod metadata;
 
-use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -21,8 +22,8 @@ use crate::buffer;
 use crate::chunked::{copy_box, write_region_by_chunks, ChunkedArray};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::fs::{atomic_write, read_bounded};
-use crate::metadata_json::{read_object, Members};
+use crate::metadata_json::{read_object_at, Members};
+use crate::storage::{find_arrays, join_key, LocalStore, Store};
 
 pub use compression::{Lz4Framing, N5Compression};
 pub use metadata::N5Metadata;
@@ -35,12 +36,11 @@ const ATTRIBUTES: &str = "attributes.json";
 /// How deep `list_n5_arrays` descends (a guard against symlink cycles).
 const MAX_DEPTH: usize = 64;
 
-/// One N5 dataset on the local file system.
+/// One N5 dataset in a store.
 #[derive(Debug)]
 pub struct N5Array {
-    root: PathBuf,
+    store: Arc<dyn Store>,
     key: String,
-    path: PathBuf,
     describe: String,
     metadata: N5Metadata,
     fill_value: Vec<u8>,
@@ -57,16 +57,10 @@ fn key_components(key: &str) -> Result<Vec<&str>> {
     Ok(components)
 }
 
-fn join_key(root: &Path, components: &[&str]) -> PathBuf {
-    let mut path = root.to_path_buf();
-    path.extend(components);
-    path
-}
-
-/// The attributes of the group or dataset in `dir`, `None` without an `attributes.json`. All
+/// The attributes of the group or dataset at `node`, `None` without an `attributes.json`. All
 /// of them (to rewrite the file keeping the others).
-fn read_attributes(dir: &Path) -> Result<Option<Map<String, Value>>> {
-    read_object(&dir.join(ATTRIBUTES), Members::All)
+fn read_attributes(store: &dyn Store, node: &str) -> Result<Option<Map<String, Value>>> {
+    read_object_at(store, &join_key(node, ATTRIBUTES), Members::All)
 }
 
 /// The members of `attributes.json` that describe a dataset (and the container's version):
@@ -80,19 +74,23 @@ const ARRAY_MEMBERS: [&str; 6] = [
     "compressionType",
 ];
 
-/// The array members of the attributes in `dir` (see [`ARRAY_MEMBERS`]).
-fn read_array_attributes(dir: &Path) -> Result<Option<Map<String, Value>>> {
-    read_object(&dir.join(ATTRIBUTES), Members::Only(&ARRAY_MEMBERS))
+/// The array members of the attributes at `node` (see [`ARRAY_MEMBERS`]).
+fn read_array_attributes(store: &dyn Store, node: &str) -> Result<Option<Map<String, Value>>> {
+    read_object_at(
+        store,
+        &join_key(node, ATTRIBUTES),
+        Members::Only(&ARRAY_MEMBERS),
+    )
 }
 
-fn write_attributes(dir: &Path, attributes: &Map<String, Value>) -> Result<()> {
+fn write_attributes(store: &dyn Store, node: &str, attributes: &Map<String, Value>) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(attributes).expect("a JSON map serializes");
     bytes.push(b'\n');
-    atomic_write(&dir.join(ATTRIBUTES), &bytes)
+    store.put(&join_key(node, ATTRIBUTES), &bytes)
 }
 
 /// Fails for a container whose `"n5"` version this crate cannot read.
-fn check_version(root: &Path, attributes: &Map<String, Value>) -> Result<()> {
+fn check_version(store: &dyn Store, attributes: &Map<String, Value>) -> Result<()> {
     let Some(version) = attributes.get("n5") else {
         return Ok(());
     };
@@ -103,7 +101,7 @@ fn check_version(root: &Path, attributes: &Map<String, Value>) -> Result<()> {
     match major {
         Some(major) if major <= MAX_MAJOR_VERSION => Ok(()),
         _ => Err(Error::Metadata {
-            path: root.join(ATTRIBUTES).display().to_string(),
+            path: store.url(ATTRIBUTES),
             reason: format!(
                 "unsupported N5 version {version}; this reader supports up to {MAX_MAJOR_VERSION}.x"
             ),
@@ -111,90 +109,70 @@ fn check_version(root: &Path, attributes: &Map<String, Value>) -> Result<()> {
     }
 }
 
-/// Makes `root` an N5 container: the directory, and the `"n5"` version in its attributes.
-fn ensure_root(root: &Path) -> Result<()> {
-    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+/// Makes the store an N5 container: the `"n5"` version in its root attributes.
+fn ensure_root(store: &dyn Store) -> Result<()> {
     // A container that has its version needs no rewrite (nor its other attributes parsed).
-    if let Some(attributes) = read_object(&root.join(ATTRIBUTES), Members::Only(&["n5"]))? {
+    if let Some(attributes) = read_object_at(store, ATTRIBUTES, Members::Only(&["n5"]))? {
         if attributes.contains_key("n5") {
-            return check_version(root, &attributes);
+            return check_version(store, &attributes);
         }
     }
-    match read_attributes(root)? {
-        Some(attributes) if attributes.contains_key("n5") => check_version(root, &attributes),
-        Some(mut attributes) => {
-            attributes.insert("n5".to_string(), Value::from(N5_VERSION));
-            write_attributes(root, &attributes)
-        }
-        None => {
-            let mut attributes = Map::new();
-            attributes.insert("n5".to_string(), Value::from(N5_VERSION));
-            write_attributes(root, &attributes)
-        }
-    }
+    let mut attributes = read_attributes(store, "")?.unwrap_or_default();
+    attributes.insert("n5".to_string(), Value::from(N5_VERSION));
+    write_attributes(store, "", &attributes)
 }
 
-/// Whether `dir` has subdirectories other than hidden ones.
-fn has_subdirectories(dir: &Path) -> Result<bool> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if !entry.file_name().to_string_lossy().starts_with('.') && entry.path().is_dir() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// Whether `node` has children other than hidden ones.
+fn has_subdirectories(store: &dyn Store, node: &str) -> Result<bool> {
+    let listing = store.list_dir(node)?;
+    Ok(listing.prefixes.iter().any(|name| !name.starts_with('.')))
 }
 
-/// Deletes the block directories (all-digit names) of the dataset in `dir`.
-fn remove_blocks(dir: &Path) -> Result<()> {
-    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let is_block_dir = name
-            .to_str()
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if is_block_dir {
-            let path = entry.path();
-            let removed = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.map_err(|e| Error::io(&path, e))?;
-        }
+/// Deletes the blocks (all-digit names) of the dataset at `node`.
+fn remove_blocks(store: &dyn Store, node: &str) -> Result<()> {
+    let is_block = |name: &String| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+    let listing = store.list_dir(node)?;
+    for name in listing.prefixes.iter().filter(|n| is_block(n)) {
+        store.delete_prefix(&join_key(node, name))?;
+    }
+    for name in listing.keys.iter().filter(|n| is_block(n)) {
+        store.delete(&join_key(node, name))?;
     }
     Ok(())
 }
 
 impl N5Array {
-    /// Opens the dataset at `key` (`"a/b/c"`, `""` for a root dataset) of the container `root`.
+    /// Opens the dataset at `key` (`"a/b/c"`, `""` for a root dataset) of the container in
+    /// the local folder `root`.
     pub fn open(root: &Path, key: &str) -> Result<Self> {
-        let components = key_components(key)?;
-        let path = join_key(root, &components);
-        let attributes = read_array_attributes(&path)?.ok_or_else(|| Error::Metadata {
-            path: path.join(ATTRIBUTES).display().to_string(),
-            reason: format!("no N5 dataset at key {key:?} (attributes.json not found)"),
-        })?;
-        if components.is_empty() {
-            check_version(root, &attributes)?;
+        Self::open_in(Arc::new(LocalStore::new(root)), key)
+    }
+
+    /// Opens the dataset at `key` of the container `store`.
+    pub fn open_in(store: Arc<dyn Store>, key: &str) -> Result<Self> {
+        let node = key_components(key)?.join("/");
+        let attributes_key = join_key(&node, ATTRIBUTES);
+        let attributes =
+            read_array_attributes(store.as_ref(), &node)?.ok_or_else(|| Error::Metadata {
+                path: store.url(&attributes_key),
+                reason: format!("no N5 dataset at key {key:?} (attributes.json not found)"),
+            })?;
+        if node.is_empty() {
+            check_version(store.as_ref(), &attributes)?;
         } else if let Some(root_attributes) =
-            read_object(&root.join(ATTRIBUTES), Members::Only(&["n5"]))?
+            read_object_at(store.as_ref(), ATTRIBUTES, Members::Only(&["n5"]))?
         {
-            check_version(root, &root_attributes)?;
+            check_version(store.as_ref(), &root_attributes)?;
         }
         if !metadata::is_dataset(&attributes) {
             return Err(Error::Metadata {
-                path: path.join(ATTRIBUTES).display().to_string(),
+                path: store.url(&attributes_key),
                 reason: format!("key {key:?} is an N5 group, not a dataset (no \"dimensions\")"),
             });
         }
-        let metadata = N5Metadata::from_attributes(&attributes, &path.join(ATTRIBUTES))?;
-        Ok(Self::new(root, &components, path, metadata))
+        let metadata =
+            N5Metadata::from_attributes(&attributes, Path::new(&store.url(&attributes_key)))?;
+        Ok(Self::new(store, node, metadata))
     }
 
     /// Creates a dataset at `key` of the container `root` (created if missing, with the `"n5"`
@@ -210,39 +188,54 @@ impl N5Array {
         compression: N5Compression,
         overwrite: bool,
     ) -> Result<Self> {
+        let store = Arc::new(LocalStore::new(root));
+        let options = (shape, chunk_shape, dtype, compression);
+        Self::create_in(store, key, options, overwrite)
+    }
+
+    /// [`N5Array::create`] in any store: `(shape, chunk_shape, dtype, compression)`.
+    pub fn create_in(
+        store: Arc<dyn Store>,
+        key: &str,
+        (shape, chunk_shape, dtype, compression): (&[u64], &[u64], DataType, N5Compression),
+        overwrite: bool,
+    ) -> Result<Self> {
         let components = key_components(key)?;
         N5Metadata::check(shape, chunk_shape, dtype)
             .map_err(|reason| Error::InvalidArgument(format!("N5 dataset {key:?}: {reason}")))?;
         compression.validate()?;
-        ensure_root(root)?;
+        let root = store.url("");
+        store.check_writable("")?;
+        ensure_root(store.as_ref())?;
         // Every ancestor must be a group: a dataset's subdirectories are its blocks.
-        let mut dir = root.to_path_buf();
         for depth in 0..components.len() {
-            let attributes = read_object(&dir.join(ATTRIBUTES), Members::Only(&["dimensions"]))?;
+            let group = components[..depth].join("/");
+            let attributes = read_object_at(
+                store.as_ref(),
+                &join_key(&group, ATTRIBUTES),
+                Members::Only(&["dimensions"]),
+            )?;
             if attributes.as_ref().is_some_and(metadata::is_dataset) {
                 return Err(Error::InvalidArgument(format!(
-                    "cannot create N5 dataset {key:?} in {}: {:?} is a dataset, not a group",
-                    root.display(),
-                    components[..depth].join("/")
+                    "cannot create N5 dataset {key:?} in {root}: {group:?} is a dataset, not a \
+                     group"
                 )));
             }
             if attributes.is_none() {
-                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                write_attributes(&dir, &Map::new())?;
+                write_attributes(store.as_ref(), &group, &Map::new())?;
             }
-            dir.push(components[depth]);
         }
-        let path = dir;
-        let existing = read_attributes(&path)?;
+        let node = components.join("/");
+        let existing = read_attributes(store.as_ref(), &node)?;
         let mut attributes = match existing {
             Some(attributes) if metadata::is_dataset(&attributes) => {
                 if !overwrite {
                     return Err(Error::InvalidArgument(format!(
-                        "an N5 dataset already exists at key {key:?} of {}; pass overwrite=True to replace it",
-                        root.display()
+                        "an N5 dataset already exists at key {key:?} of {root}; pass \
+                         overwrite=True to replace it"
                     )));
                 }
-                remove_blocks(&path)?;
+                remove_blocks(store.as_ref(), &node)?;
                 // A fresh dataset: keep only the container's version if this is the root.
                 let mut fresh = Map::new();
                 if let Some(version) = attributes.get("n5") {
@@ -251,10 +244,9 @@ impl N5Array {
                 fresh
             }
             existing => {
-                if has_subdirectories(&path)? {
+                if has_subdirectories(store.as_ref(), &node)? {
                     return Err(Error::InvalidArgument(format!(
-                        "cannot create N5 dataset {key:?} in {}: it is a group with children",
-                        root.display()
+                        "cannot create N5 dataset {key:?} in {root}: it is a group with children"
                     )));
                 }
                 existing.unwrap_or_default()
@@ -267,41 +259,30 @@ impl N5Array {
             compression,
         };
         metadata.to_attributes(&mut attributes);
-        write_attributes(&path, &attributes)?;
-        Ok(Self::new(root, &components, path, metadata))
+        write_attributes(store.as_ref(), &node, &attributes)?;
+        Ok(Self::new(store, node, metadata))
     }
 
-    fn new(root: &Path, components: &[&str], path: PathBuf, metadata: N5Metadata) -> Self {
-        let key = components.join("/");
-        let describe = if key.is_empty() {
-            root.display().to_string()
-        } else {
-            format!("{}/{key}", root.display())
-        };
+    fn new(store: Arc<dyn Store>, key: String, metadata: N5Metadata) -> Self {
+        let describe = store.url(&key);
         let fill_value = vec![0u8; metadata.dtype.size()];
         Self {
-            root: root.to_path_buf(),
+            store,
             key,
-            path,
             describe,
             metadata,
             fill_value,
         }
     }
 
-    /// The container's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The container's store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The dataset's key in the container, `"a/b/c"` style (`""` for a root dataset).
     pub fn key(&self) -> &str {
         &self.key
-    }
-
-    /// The dataset's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn metadata(&self) -> &N5Metadata {
@@ -312,13 +293,18 @@ impl N5Array {
         &self.metadata.compression
     }
 
-    /// The file of block `chunk` (ZYX grid coordinates): `<dataset>/x/y/z`.
-    pub fn block_path(&self, chunk: &[u64]) -> PathBuf {
-        let mut path = self.path.clone();
+    /// The key of block `chunk` (ZYX grid coordinates): `<dataset>/x/y/z`.
+    pub fn block_key(&self, chunk: &[u64]) -> String {
+        let mut key = self.key.clone();
         for coordinate in chunk.iter().rev() {
-            path.push(coordinate.to_string());
+            key = join_key(&key, &coordinate.to_string());
         }
-        path
+        key
+    }
+
+    /// The path (or URL) of block `chunk`.
+    pub fn block_path(&self, chunk: &[u64]) -> PathBuf {
+        PathBuf::from(self.store.url(&self.block_key(chunk)))
     }
 
     /// The shape of chunk `chunk`'s region clipped to the array, checking the coordinates.
@@ -478,14 +464,15 @@ impl ChunkedArray for N5Array {
             .saturating_add(block_bytes / 4)
             .saturating_add(64 << 10)
             .saturating_add(8 + 4 * region.len() as u64);
-        let bytes = read_bounded(&self.block_path(chunk), max_len, |len| {
+        let too_long = |len| {
             self.corrupt(
                 chunk,
                 format!(
                     "the block file holds {len} bytes, more than any valid block of this dataset"
                 ),
             )
-        })?;
+        };
+        let bytes = self.store.get(&self.block_key(chunk), max_len, &too_long)?;
         let Some(bytes) = bytes else {
             return Ok(false);
         };
@@ -504,21 +491,20 @@ impl ChunkedArray for N5Array {
                 self.describe
             )));
         }
-        let path = self.block_path(chunk);
+        let key = self.block_key(chunk);
         let bytes = self
             .encode_block(&region, data)
-            .map_err(|reason| Error::io(&path, std::io::Error::other(reason)))?;
-        atomic_write(&path, &bytes)
+            .map_err(|reason| Error::io_at(self.store.url(&key), std::io::Error::other(reason)))?;
+        self.store.put(&key, &bytes)
     }
 
     fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
         self.chunk_region_shape(chunk)?;
-        let path = self.block_path(chunk);
-        match fs::metadata(&path) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        self.store.exists(&self.block_key(chunk))
+    }
+
+    fn is_remote(&self) -> bool {
+        self.store.is_remote()
     }
 
     fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
@@ -526,12 +512,12 @@ impl ChunkedArray for N5Array {
     }
 }
 
-/// Whether `key` of the container `root` is an N5 dataset.
+/// Whether `key` of the container in the local folder `root` is an N5 dataset.
 pub fn is_n5_array(root: &Path, key: &str) -> bool {
     key_components(key)
         .ok()
         .and_then(|components| {
-            read_array_attributes(&join_key(root, &components))
+            read_array_attributes(&LocalStore::new(root), &components.join("/"))
                 .ok()
                 .flatten()
         })
@@ -540,16 +526,14 @@ pub fn is_n5_array(root: &Path, key: &str) -> bool {
 
 /// Whether `key` of the container `root` is an N5 group (a directory that is not a dataset).
 pub fn is_n5_group(root: &Path, key: &str) -> bool {
-    key_components(key).is_ok_and(|components| {
-        let path = join_key(root, &components);
-        path.is_dir() && !is_n5_array(root, key)
-    })
+    key_components(key)
+        .is_ok_and(|components| root.join(components.join("/")).is_dir() && !is_n5_array(root, key))
 }
 
 /// Whether `root` looks like an N5 container: its `attributes.json` has the `"n5"` version or
 /// describes a root dataset. (Containers written only by tensorstore may lack both.)
 pub fn is_n5_container(root: &Path) -> bool {
-    read_array_attributes(root)
+    read_array_attributes(&LocalStore::new(root), "")
         .ok()
         .flatten()
         .is_some_and(|attributes| {
@@ -557,46 +541,9 @@ pub fn is_n5_container(root: &Path) -> bool {
         })
 }
 
-/// The keys of all datasets in the container `root`, sorted, `"a/b/c"` style (`""` for a root
-/// dataset). Hidden directories and the inside of datasets are not searched.
+/// The keys of all datasets in the container in the local folder `root` (see
+/// [`list_n5_arrays_in`]).
 pub fn list_n5_arrays(root: &Path) -> Result<Vec<String>> {
-    fn visit(
-        dir: &Path,
-        key: &str,
-        depth: usize,
-        seen: &mut crate::fs::SeenDirs,
-        found: &mut Vec<String>,
-    ) -> Result<()> {
-        // A folder reached twice (a symlink cycle, or two links to one folder) is walked once.
-        if !seen.first_visit(dir) {
-            return Ok(());
-        }
-        let attributes = read_object(&dir.join(ATTRIBUTES), Members::Only(&["dimensions"]))?;
-        if attributes.is_some_and(|attributes| metadata::is_dataset(&attributes)) {
-            found.push(key.to_string());
-            return Ok(());
-        }
-        if depth >= MAX_DEPTH {
-            return Ok(());
-        }
-        for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let path = entry.path();
-            if name.starts_with('.') || !path.is_dir() {
-                continue;
-            }
-            let child = if key.is_empty() {
-                name
-            } else {
-                format!("{key}/{name}")
-            };
-            visit(&path, &child, depth + 1, seen, found)?;
-        }
-        Ok(())
-    }
     if !root.is_dir() {
         return Err(Error::io(
             root,
@@ -606,10 +553,20 @@ pub fn list_n5_arrays(root: &Path) -> Result<Vec<String>> {
             ),
         ));
     }
-    let mut found = Vec::new();
-    visit(root, "", 0, &mut crate::fs::SeenDirs::default(), &mut found)?;
-    found.sort();
-    Ok(found)
+    list_n5_arrays_in(&LocalStore::new(root))
+}
+
+/// The keys of all datasets in the container `store`, sorted, `"a/b/c"` style (`""` for a
+/// root dataset). Hidden directories and the inside of datasets are not searched.
+pub fn list_n5_arrays_in(store: &dyn Store) -> Result<Vec<String>> {
+    find_arrays(store, MAX_DEPTH, &|node| {
+        let attributes = read_object_at(
+            store,
+            &join_key(node, ATTRIBUTES),
+            Members::Only(&["dimensions"]),
+        )?;
+        Ok(attributes.is_some_and(|attributes| metadata::is_dataset(&attributes)))
+    })
 }
 
 #[cfg(test)]

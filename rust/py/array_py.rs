@@ -27,8 +27,10 @@ use crate::hdf5::{
     create_hdf5_file, hdf5_node_kind, list_hdf5_arrays, Hdf5Array, Hdf5Compression, Hdf5Create,
     NodeKind,
 };
-use crate::n5::{list_n5_arrays, N5Array, N5Compression};
-use crate::zarr::{list_zarr_arrays, FillScalar, ZarrArray, ZarrCompression, ZarrCreate};
+use crate::n5::{list_n5_arrays_in, N5Array, N5Compression};
+use crate::zarr::{list_zarr_arrays_in, FillScalar, ZarrArray, ZarrCompression, ZarrCreate};
+
+use super::store_py::store_at;
 
 /// Default bound of the decoded-chunk cache of one open array.
 const DEFAULT_CACHE_BYTES: usize = 256 << 20;
@@ -426,9 +428,11 @@ fn keep_fill_chunks_when_missing_is_an_error(array: &mut ZarrArray, missing_chun
     }
 }
 
-/// Opens the zarr (v2 or v3) array at `key` of the store at `root`.
+/// Opens the zarr (v2 or v3) array at `key` of the store at `root` (a folder, a zip file or
+/// a URL; `storage_options`: see `store_py::store_options`).
 #[pyfunction]
-#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES,
+    missing_chunks = "fill", storage_options = None))]
 fn open_zarr(
     py: Python<'_>,
     root: PathBuf,
@@ -436,7 +440,9 @@ fn open_zarr(
     read_only: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<NativeArray> {
+    let store = store_at(py, &root, storage_options)?;
     wrap_native(
         py,
         "zarr",
@@ -445,7 +451,7 @@ fn open_zarr(
         missing_chunks,
         || format!("{}:{key}", root.display()),
         || {
-            ZarrArray::open(&root, key).map(|mut array| {
+            ZarrArray::open_in(store, key).map(|mut array| {
                 keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
                 array
             })
@@ -457,7 +463,7 @@ fn open_zarr(
 #[pyfunction]
 #[pyo3(signature = (root, key, *, shape, chunks, dtype, zarr_format = 3, shards = None,
     compression = "zstd", compression_level = None, fill_value = None, overwrite = false,
-    chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+    chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill", storage_options = None))]
 #[allow(clippy::too_many_arguments)]
 fn create_zarr(
     py: Python<'_>,
@@ -474,7 +480,9 @@ fn create_zarr(
     overwrite: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<NativeArray> {
+    let store = store_at(py, &root, storage_options)?;
     let options = ZarrCreate {
         zarr_format,
         shape,
@@ -495,7 +503,7 @@ fn create_zarr(
         missing_chunks,
         describe,
         || {
-            ZarrArray::create(&root, key, &options).map(|mut array| {
+            ZarrArray::create_in(store, key, &options).map(|mut array| {
                 keep_fill_chunks_when_missing_is_an_error(&mut array, missing_chunks);
                 array
             })
@@ -503,9 +511,10 @@ fn create_zarr(
     )
 }
 
-/// Opens the N5 dataset at `key` of the container at `root`.
+/// Opens the N5 dataset at `key` of the container at `root` (a folder or a URL).
 #[pyfunction]
-#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES, missing_chunks = "fill"))]
+#[pyo3(signature = (root, key, *, read_only = true, chunk_cache_bytes = DEFAULT_CACHE_BYTES,
+    missing_chunks = "fill", storage_options = None))]
 fn open_n5(
     py: Python<'_>,
     root: PathBuf,
@@ -513,7 +522,9 @@ fn open_n5(
     read_only: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<NativeArray> {
+    let store = store_at(py, &root, storage_options)?;
     wrap_native(
         py,
         "n5",
@@ -521,7 +532,7 @@ fn open_n5(
         chunk_cache_bytes,
         missing_chunks,
         || format!("{}:{key}", root.display()),
-        || N5Array::open(&root, key),
+        || N5Array::open_in(store, key),
     )
 }
 
@@ -529,7 +540,7 @@ fn open_n5(
 #[pyfunction]
 #[pyo3(signature = (root, key, *, shape, chunks, dtype, compression = "gzip",
     compression_level = None, overwrite = false, chunk_cache_bytes = DEFAULT_CACHE_BYTES,
-    missing_chunks = "fill"))]
+    missing_chunks = "fill", storage_options = None))]
 #[allow(clippy::too_many_arguments)]
 fn create_n5(
     py: Python<'_>,
@@ -543,7 +554,9 @@ fn create_n5(
     overwrite: bool,
     chunk_cache_bytes: usize,
     missing_chunks: &str,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<NativeArray> {
+    let store = store_at(py, &root, storage_options)?;
     let dtype = parse_dtype(dtype)?;
     let compression =
         N5Compression::from_name(compression, compression_level).map_err(|e| to_py_err(py, e))?;
@@ -555,24 +568,42 @@ fn create_n5(
         chunk_cache_bytes,
         missing_chunks,
         describe,
-        || N5Array::create(&root, key, &shape, &chunks, dtype, compression, overwrite),
+        || {
+            let options = (shape.as_slice(), chunks.as_slice(), dtype, compression);
+            N5Array::create_in(store, key, options, overwrite)
+        },
     )
 }
 
 /// The keys of the zarr arrays below `root`, sorted; `""` for an array at the root.
 #[pyfunction]
-#[pyo3(name = "list_zarr_arrays")]
-fn py_list_zarr_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
+#[pyo3(name = "list_zarr_arrays", signature = (root, storage_options = None))]
+fn py_list_zarr_arrays(
+    py: Python<'_>,
+    root: PathBuf,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<String>> {
+    let store = store_at(py, &root, storage_options)?;
     let operation = || format!("listing the zarr arrays of {}", root.display());
-    run_core(py, operation, || list_zarr_arrays(&root))
+    run_core(py, operation, || list_zarr_arrays_in(store.as_ref()))
 }
 
 /// The keys of the N5 datasets below `root`, sorted; `""` for a dataset at the root.
 #[pyfunction]
-#[pyo3(name = "list_n5_arrays")]
-fn py_list_n5_arrays(py: Python<'_>, root: PathBuf) -> PyResult<Vec<String>> {
+#[pyo3(name = "list_n5_arrays", signature = (root, storage_options = None))]
+fn py_list_n5_arrays(
+    py: Python<'_>,
+    root: PathBuf,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<String>> {
+    let store = store_at(py, &root, storage_options)?;
     let operation = || format!("listing the N5 datasets of {}", root.display());
-    run_core(py, operation, || list_n5_arrays(&root))
+    run_core(py, operation, || {
+        if store.local_root().is_some_and(|dir| !dir.is_dir()) {
+            return crate::n5::list_n5_arrays(&root);
+        }
+        list_n5_arrays_in(store.as_ref())
+    })
 }
 
 /// Opens dataset `key` of the HDF5 file at `path`.

@@ -14,8 +14,8 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError,
-    PyValueError,
+    PyConnectionError, PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError,
+    PyPermissionError, PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -86,11 +86,15 @@ pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
         | Error::MultipleEllipsis
         | Error::InvalidArgument(_)
         | Error::Metadata { .. } => PyValueError::new_err(message),
-        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            PyFileNotFoundError::new_err(message)
-        }
+        Error::Io { ref source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+            std::io::ErrorKind::ConnectionRefused => PyConnectionError::new_err(message),
+            std::io::ErrorKind::TimedOut => PyTimeoutError::new_err(message),
+            _ => PyOSError::new_err(message),
+        },
         Error::MissingChunk { .. } => PyFileNotFoundError::new_err(message),
-        Error::Io { .. } | Error::CorruptChunk { .. } => PyOSError::new_err(message),
+        Error::CorruptChunk { .. } => PyOSError::new_err(message),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
         Error::Resource(_) => PyRuntimeError::new_err(message),
     }

@@ -7,6 +7,7 @@ mod array_py;
 mod blocking_py;
 mod error_py;
 mod index_py;
+mod store_py;
 mod transpose_py;
 
 #[pymodule]
@@ -15,6 +16,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     index_py::register(module)?;
     blocking_py::register(module)?;
     array_py::register(module)?;
+    store_py::register(module)?;
     transpose_py::register(module)?;
     Ok(())
 }

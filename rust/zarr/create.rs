@@ -7,15 +7,14 @@
 //! `.zattrs`. Groups missing above the array, the root included, are created in the array's
 //! zarr format. Metadata files are written atomically.
 
-use std::fs;
-use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{key_components, node_dir, read_node_type, ZarrArray};
+use super::{key_components, read_node_type, ZarrArray};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::fs::atomic_write;
+use crate::storage::{find_arrays, join_key, LocalStore, Store};
 
 /// How deep `list_zarr_arrays` descends (a guard against symlink cycles).
 const MAX_DEPTH: usize = 64;
@@ -467,16 +466,16 @@ enum Node {
     Unknown,
 }
 
-fn node_at(dir: &Path) -> Result<Node> {
-    if let Some(node_type) = read_node_type(dir)? {
+fn node_at(store: &dyn Store, node: &str) -> Result<Node> {
+    if let Some(node_type) = read_node_type(store, node)? {
         return Ok(match node_type.as_deref() {
             Some("group") => Node::Group,
             _ => Node::Array,
         });
     }
-    if dir.join(".zarray").is_file() {
+    if store.exists(&join_key(node, ".zarray"))? {
         Ok(Node::Array)
-    } else if dir.join(".zgroup").is_file() {
+    } else if store.exists(&join_key(node, ".zgroup"))? {
         Ok(Node::Group)
     } else {
         Ok(Node::Unknown)
@@ -489,25 +488,30 @@ fn to_json_bytes(value: &Value) -> Vec<u8> {
     bytes
 }
 
-fn write_group(dir: &Path, zarr_format: u8) -> Result<()> {
+fn write_group(store: &dyn Store, node: &str, zarr_format: u8) -> Result<()> {
     if zarr_format == 3 {
-        atomic_write(
-            &dir.join("zarr.json"),
+        store.put(
+            &join_key(node, "zarr.json"),
             &to_json_bytes(&json!({"attributes": {}, "zarr_format": 3, "node_type": "group"})),
         )
     } else {
-        atomic_write(
-            &dir.join(".zgroup"),
+        store.put(
+            &join_key(node, ".zgroup"),
             &to_json_bytes(&json!({"zarr_format": 2})),
         )?;
-        atomic_write(&dir.join(".zattrs"), &to_json_bytes(&json!({})))
+        store.put(&join_key(node, ".zattrs"), &to_json_bytes(&json!({})))
     }
 }
 
 impl ZarrArray {
-    /// Creates a zarr array at `key` (`""` for a root array) of the store at `root`, with the
-    /// groups above it, and opens it.
-    pub fn create(root: &Path, key: &str, options: &ZarrCreate) -> Result<Self> {
+    /// Creates a zarr array at `key` (`""` for a root array) of the store in the local folder
+    /// `root`, with the groups above it, and opens it.
+    pub fn create(root: &std::path::Path, key: &str, options: &ZarrCreate) -> Result<Self> {
+        Self::create_in(Arc::new(LocalStore::new(root)), key, options)
+    }
+
+    /// [`ZarrArray::create`] in any store.
+    pub fn create_in(store: Arc<dyn Store>, key: &str, options: &ZarrCreate) -> Result<Self> {
         options.check()?;
         let metadata = if options.zarr_format == 3 {
             options.metadata_v3()?
@@ -515,110 +519,68 @@ impl ZarrArray {
             options.metadata_v2()?
         };
         let components = key_components(key)?;
-        let dir = node_dir(root, &components);
+        let node = components.join("/");
+        store.check_writable(&node)?;
         // The groups above the array, the root first.
         for depth in 0..components.len() {
-            let group = node_dir(root, &components[..depth]);
-            match node_at(&group)? {
+            let group = components[..depth].join("/");
+            match node_at(store.as_ref(), &group)? {
                 Node::Group => {}
                 Node::Array => {
                     return Err(Error::InvalidArgument(format!(
                         "cannot create a zarr array at {}: {} is an array, not a group",
-                        dir.display(),
-                        group.display()
+                        store.url(&node),
+                        store.url(&group)
                     )))
                 }
-                Node::Unknown => {
-                    fs::create_dir_all(&group).map_err(|e| Error::io(&group, e))?;
-                    write_group(&group, options.zarr_format)?;
-                }
+                Node::Unknown => write_group(store.as_ref(), &group, options.zarr_format)?,
             }
         }
-        if dir.exists() {
-            let node = node_at(&dir)?;
-            let empty = node == Node::Unknown
-                && fs::read_dir(&dir)
-                    .map_err(|e| Error::io(&dir, e))?
-                    .next()
-                    .is_none();
-            if !empty {
-                if node == Node::Unknown {
-                    return Err(Error::InvalidArgument(format!(
-                        "cannot create a zarr array at {}: the directory exists, is not empty \
-                         and holds no zarr metadata",
-                        dir.display()
-                    )));
-                }
-                if !options.overwrite {
-                    return Err(Error::InvalidArgument(format!(
-                        "a zarr {} already exists at {} (pass overwrite to replace it)",
-                        if node == Node::Array {
-                            "array"
-                        } else {
-                            "group"
-                        },
-                        dir.display()
-                    )));
-                }
-                fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let existing = node_at(store.as_ref(), &node)?;
+        let listing = store.list_dir(&node)?;
+        let empty =
+            existing == Node::Unknown && listing.keys.is_empty() && listing.prefixes.is_empty();
+        if !empty {
+            if existing == Node::Unknown {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot create a zarr array at {}: the directory exists, is not empty \
+                     and holds no zarr metadata",
+                    store.url(&node)
+                )));
             }
+            if !options.overwrite {
+                return Err(Error::InvalidArgument(format!(
+                    "a zarr {} already exists at {} (pass overwrite to replace it)",
+                    if existing == Node::Array {
+                        "array"
+                    } else {
+                        "group"
+                    },
+                    store.url(&node)
+                )));
+            }
+            store.delete_prefix(&node)?;
         }
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         if options.zarr_format == 3 {
-            atomic_write(&dir.join("zarr.json"), &to_json_bytes(&metadata))?;
+            store.put(&join_key(&node, "zarr.json"), &to_json_bytes(&metadata))?;
         } else {
-            atomic_write(&dir.join(".zarray"), &to_json_bytes(&metadata))?;
-            atomic_write(&dir.join(".zattrs"), &to_json_bytes(&json!({})))?;
+            store.put(&join_key(&node, ".zarray"), &to_json_bytes(&metadata))?;
+            store.put(&join_key(&node, ".zattrs"), &to_json_bytes(&json!({})))?;
         }
-        ZarrArray::open(root, key)
+        ZarrArray::open_in(store, &node)
     }
 }
 
-/// The keys of the zarr arrays in the store at `root`, sorted (`""` for a root array). Groups
-/// and directories without metadata are searched; arrays are not descended into.
-pub fn list_zarr_arrays(root: &Path) -> Result<Vec<String>> {
-    fn walk(
-        dir: &Path,
-        key: &str,
-        depth: usize,
-        seen: &mut crate::fs::SeenDirs,
-        found: &mut Vec<String>,
-    ) -> Result<()> {
-        // A folder reached twice (a symlink cycle, or two links to one folder) is walked once.
-        if !seen.first_visit(dir) {
-            return Ok(());
-        }
-        if node_at(dir)? == Node::Array {
-            found.push(key.to_string());
-            return Ok(());
-        }
-        if depth >= MAX_DEPTH {
-            return Ok(());
-        }
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            // An unreadable subdirectory holds no array we could open anyway.
-            Err(_) if depth > 0 => return Ok(()),
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with('.') || !entry.path().is_dir() {
-                continue;
-            }
-            let child = if key.is_empty() {
-                name.to_string()
-            } else {
-                format!("{key}/{name}")
-            };
-            walk(&entry.path(), &child, depth + 1, seen, found)?;
-        }
-        Ok(())
-    }
-    let mut found = Vec::new();
-    walk(root, "", 0, &mut crate::fs::SeenDirs::default(), &mut found)?;
-    found.sort();
-    Ok(found)
+/// The keys of the zarr arrays in the store in the local folder `root` (see
+/// [`list_zarr_arrays_in`]).
+pub fn list_zarr_arrays(root: &std::path::Path) -> Result<Vec<String>> {
+    list_zarr_arrays_in(&LocalStore::new(root))
+}
+
+/// The keys of the zarr arrays in `store`, sorted (`""` for a root array). Groups and
+/// directories without metadata are searched; arrays are not descended into.
+pub fn list_zarr_arrays_in(store: &dyn Store) -> Result<Vec<String>> {
+    find_arrays(store, MAX_DEPTH, &|node| {
+        Ok(node_at(store, node)? == Node::Array)
+    })
 }

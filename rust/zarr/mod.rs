@@ -1,30 +1,28 @@
-//! Native zarr arrays (v2, v3 and sharded v3) on the local file system, on the `zarrs` crate.
+//! Native zarr arrays (v2, v3 and sharded v3) in any [`Store`] (a local folder, a zip file, an
+//! object store), on the `zarrs` crate.
 //!
 //! zarrs parses the metadata (zarr-python, tensorstore and zarrs output) and provides the codec
 //! chains; the chunk I/O is ours, so that a chunk decodes straight into the caller's buffer,
-//! a missing chunk is told apart from a stored one, errors name the chunk, and every write is
-//! atomic ([`crate::fs::atomic_write`]). The read and write granularity ([`ChunkedArray`]'s
+//! a missing chunk is told apart from a stored one, errors name the chunk, and every write
+//! replaces a whole value ([`Store::put`]: atomic on disk, one PUT on object stores). The read and write granularity ([`ChunkedArray`]'s
 //! chunk) is the chunk of an unsharded array and the inner chunk of a sharded one; shard
-//! indexes are cached per array and revalidated against the shard file on every read.
+//! indexes are cached per array and revalidated against the shard's version on every read.
 
 mod codec;
 mod create;
 mod pipeline;
 mod shard;
-mod store;
 #[cfg(test)]
 mod tests;
 
-use std::fs;
-use std::io::Read;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use zarrs::array::{Array, ArrayMetadata};
 use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::metadata_ext::codec::sharding::ShardingCodecConfiguration;
+use zarrs::storage::store::MemoryStore;
 
 use crate::buffer;
 use crate::chunked::{
@@ -32,24 +30,25 @@ use crate::chunked::{
 };
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::metadata_json::{read_object, Members};
+use crate::metadata_json::{read_object_at, Members};
+use crate::storage::{join_key, LocalStore, Store};
 
 use codec::{ChunkCodec, DecodeError};
 use pipeline::{produce_and_store, Stored};
 use shard::ShardLayout;
 
 pub use create::{
-    list_zarr_arrays, BloscCompressor, BloscShuffle, FillScalar, ZarrCompression, ZarrCreate,
+    list_zarr_arrays, list_zarr_arrays_in, BloscCompressor, BloscShuffle, FillScalar,
+    ZarrCompression, ZarrCreate,
 };
-pub use store::AtomicFilesystemStore;
 
-/// One zarr array (v2 or v3, optionally sharded) on the local file system.
+/// One zarr array (v2 or v3, optionally sharded) in a store.
 pub struct ZarrArray {
-    root: PathBuf,
+    store: Arc<dyn Store>,
     key: String,
     describe: String,
-    store: Arc<AtomicFilesystemStore>,
-    array: Array<AtomicFilesystemStore>,
+    /// The parsed metadata and codecs; zarrs' own I/O is not used (its store holds nothing).
+    array: Array<MemoryStore>,
     zarr_format: u8,
     shape: Vec<u64>,
     dtype: DataType,
@@ -91,16 +90,14 @@ pub(crate) fn key_components(key: &str) -> Result<Vec<&str>> {
     Ok(components)
 }
 
-pub(crate) fn node_dir(root: &Path, components: &[&str]) -> PathBuf {
-    let mut path = root.to_path_buf();
-    path.extend(components);
-    path
-}
-
 /// A zarr node's `zarr.json` with only `node_type` parsed (user attributes are not read),
 /// `None` when it does not exist.
-pub(crate) fn read_node_type(dir: &Path) -> Result<Option<Option<String>>> {
-    let metadata = read_object(&dir.join("zarr.json"), Members::Only(&["node_type"]))?;
+pub(crate) fn read_node_type(store: &dyn Store, node: &str) -> Result<Option<Option<String>>> {
+    let metadata = read_object_at(
+        store,
+        &join_key(node, "zarr.json"),
+        Members::Only(&["node_type"]),
+    )?;
     Ok(metadata.map(|m| {
         m.get("node_type")
             .and_then(Value::as_str)
@@ -142,16 +139,18 @@ fn integral_v2_fill_value(metadata: &mut Map<String, Value>) {
 /// The array metadata of the zarr node in `dir`: `zarr.json` (v3, which takes precedence, as
 /// in zarrs and zarr-python) or `.zarray` (v2). User attributes are neither parsed nor needed,
 /// so however they are nested, the array opens. Every problem is an error naming the file.
-fn read_array_metadata(dir: &Path) -> Result<ArrayMetadata> {
-    let v3_path = dir.join("zarr.json");
-    let invalid = |path: &Path, reason: String| Error::Metadata {
-        path: path.display().to_string(),
+fn read_array_metadata(store: &dyn Store, node: &str) -> Result<ArrayMetadata> {
+    let v3_path = join_key(node, "zarr.json");
+    let invalid = |key: &str, reason: String| Error::Metadata {
+        path: store.url(key),
         reason,
     };
-    if let Some(mut members) = read_object(&v3_path, Members::AllBut(&["attributes"]))? {
+    if let Some(mut members) = read_object_at(store, &v3_path, Members::AllBut(&["attributes"]))? {
         match members.get("node_type").and_then(Value::as_str) {
             Some("array") => {}
-            Some("group") => return Err(invalid(dir, "is a zarr group, not an array".to_string())),
+            Some("group") => {
+                return Err(invalid(node, "is a zarr group, not an array".to_string()))
+            }
             _ => {
                 return Err(invalid(
                     &v3_path,
@@ -167,10 +166,10 @@ fn read_array_metadata(dir: &Path) -> Result<ArrayMetadata> {
             .map(ArrayMetadata::V3)
             .map_err(|e| invalid(&v3_path, format!("invalid zarr v3 array metadata: {e}")));
     }
-    let v2_path = dir.join(".zarray");
-    let Some(mut members) = read_object(&v2_path, Members::All)? else {
+    let v2_path = join_key(node, ".zarray");
+    let Some(mut members) = read_object_at(store, &v2_path, Members::All)? else {
         return Err(invalid(
-            dir,
+            node,
             "no zarr array here (neither zarr.json nor .zarray)".to_string(),
         ));
     };
@@ -206,9 +205,7 @@ fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
 }
 
 /// The chunk shape of a regular chunk grid.
-fn regular_chunk_shape(
-    array: &Array<AtomicFilesystemStore>,
-) -> std::result::Result<Vec<u64>, String> {
+fn regular_chunk_shape(array: &Array<MemoryStore>) -> std::result::Result<Vec<u64>, String> {
     let metadata = array.chunk_grid().metadata();
     if metadata.name() != "regular" {
         return Err(format!(
@@ -230,19 +227,22 @@ fn regular_chunk_shape(
 }
 
 impl ZarrArray {
-    /// Opens the zarr array (v2 or v3) at `key` (`""` for a root array) of the store at `root`.
-    pub fn open(root: &Path, key: &str) -> Result<Self> {
-        let components = key_components(key)?;
-        let dir = node_dir(root, &components);
-        let describe = dir.display().to_string();
-        let metadata = read_array_metadata(&dir)?;
-        let store = Arc::new(AtomicFilesystemStore::new(root)?);
-        let key = components.join("/");
+    /// Opens the zarr array (v2 or v3) at `key` (`""` for a root array) of the store in the
+    /// local folder `root`.
+    pub fn open(root: &std::path::Path, key: &str) -> Result<Self> {
+        Self::open_in(Arc::new(LocalStore::new(root)), key)
+    }
+
+    /// Opens the zarr array (v2 or v3) at `key` (`""` for a root array) of `store`.
+    pub fn open_in(store: Arc<dyn Store>, key: &str) -> Result<Self> {
+        let key = key_components(key)?.join("/");
+        let describe = store.url(&key);
+        let metadata = read_array_metadata(store.as_ref(), &key)?;
         let node = format!("/{key}");
         // zarrs validates the metadata; a panic on some absurd value would be a bug there, and
         // is reported as invalid metadata rather than taking the process down.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Array::new_with_metadata(Arc::clone(&store), &node, metadata)
+            Array::new_with_metadata(Arc::new(MemoryStore::new()), &node, metadata)
         }))
         .map_err(|_| Error::Metadata {
             path: describe.clone(),
@@ -253,15 +253,14 @@ impl ZarrArray {
             path: describe.clone(),
             reason: e.to_string(),
         })?;
-        Self::from_array(root, key, describe, store, array)
+        Self::from_array(store, key, describe, array)
     }
 
     fn from_array(
-        root: &Path,
+        store: Arc<dyn Store>,
         key: String,
         describe: String,
-        store: Arc<AtomicFilesystemStore>,
-        array: Array<AtomicFilesystemStore>,
+        array: Array<MemoryStore>,
     ) -> Result<Self> {
         let bad = |reason: String| Error::Metadata {
             path: describe.clone(),
@@ -339,10 +338,9 @@ impl ZarrArray {
             }
         };
         Ok(ZarrArray {
-            root: root.to_path_buf(),
+            store,
             key,
             describe,
-            store,
             array,
             zarr_format,
             shape,
@@ -354,9 +352,9 @@ impl ZarrArray {
         })
     }
 
-    /// The store root this array was opened from.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The store this array was opened from.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The array's key below the root (`""` for a root array).
@@ -388,9 +386,10 @@ impl ZarrArray {
         }
     }
 
-    /// The file of stored chunk (shard) `chunk` of the zarr chunk grid.
-    fn stored_chunk_path(&self, chunk: &[u64]) -> PathBuf {
-        self.store.key_path(&self.array.chunk_key(chunk))
+    /// The store key of stored chunk (shard) `chunk` of the zarr chunk grid.
+    fn stored_chunk_key(&self, chunk: &[u64]) -> String {
+        let key = self.array.chunk_key(chunk);
+        key.as_str().trim_start_matches('/').to_owned()
     }
 
     fn corrupt(&self, chunk: &[u64], reason: impl Into<String>) -> Error {
@@ -506,28 +505,26 @@ impl ZarrArray {
         region: &[Range<u64>],
         out: &mut [u8],
     ) -> Result<bool> {
-        let path = self.stored_chunk_path(chunk);
-        let mut file = match fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io(&path, e)),
+        let key = self.stored_chunk_key(chunk);
+        let too_long = |len| self.too_long(codec, chunk, len);
+        let Some(encoded) = self.store.get(&key, codec.max_encoded_len(), &too_long)? else {
+            return Ok(false);
         };
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         if codec.is_raw() && out.len() == codec.nbytes() {
-            // Uncompressed: the file is the chunk; read it straight into the output.
-            if len != out.len() as u64 {
+            // Uncompressed: the value is the chunk.
+            if encoded.len() != out.len() {
                 return Err(self.corrupt(
                     chunk,
-                    format!("holds {len} bytes, expected {} (uncompressed)", out.len()),
+                    format!(
+                        "holds {} bytes, expected {} (uncompressed)",
+                        encoded.len(),
+                        out.len()
+                    ),
                 ));
             }
-            file.read_exact(out).map_err(|e| Error::io(&path, e))?;
+            out.copy_from_slice(&encoded);
             return Ok(true);
         }
-        let encoded =
-            crate::fs::read_open_file(file, &path, len, codec.max_encoded_len(), |len| {
-                self.too_long(codec, chunk, len)
-            })?;
         self.decode_clipped(codec, chunk, &encoded, region, out)?;
         Ok(true)
     }
@@ -553,7 +550,7 @@ impl ZarrArray {
         data: &[u8],
     ) -> Result<Stored> {
         let chunk = &selection.chunk_coords;
-        let path = self.stored_chunk_path(chunk);
+        let key = self.stored_chunk_key(chunk);
         let full_shape = codec.shape();
         let clipped = selection
             .chunk_region
@@ -563,9 +560,8 @@ impl ZarrArray {
         let purpose = || format!("writing chunk {chunk:?} of {}", self.describe);
         with_scratch(codec.nbytes(), purpose, |full| {
             if !selection.is_complete_chunk() {
-                let stored = crate::fs::read_bounded(&path, codec.max_encoded_len(), |len| {
-                    self.too_long(codec, chunk, len)
-                })?;
+                let too_long = |len| self.too_long(codec, chunk, len);
+                let stored = self.store.get(&key, codec.max_encoded_len(), &too_long)?;
                 match stored {
                     Some(encoded) => codec
                         .decode_into(&encoded, full)
@@ -595,7 +591,7 @@ impl ZarrArray {
             } else {
                 Some(self.encode(codec, chunk, full)?.into_owned())
             };
-            Ok(Stored { path, bytes })
+            Ok(Stored { key, bytes })
         })
     }
 
@@ -686,7 +682,7 @@ impl ChunkedArray for ZarrArray {
                     chunk_region: region.clone(),
                 };
                 self.produce_chunk(codec, &selection, &region, data)?
-                    .store()
+                    .store(self.store.as_ref())
             }
             Layout::Sharded(layout) => self.write_region_sharded(layout, &region, data),
         }
@@ -695,16 +691,13 @@ impl ChunkedArray for ZarrArray {
     fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
         self.chunk_region(chunk)?;
         match &self.layout {
-            Layout::Chunked(_) => {
-                let path = self.stored_chunk_path(chunk);
-                match fs::metadata(&path) {
-                    Ok(metadata) => Ok(metadata.is_file()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(Error::io(&path, e)),
-                }
-            }
+            Layout::Chunked(_) => self.store.exists(&self.stored_chunk_key(chunk)),
             Layout::Sharded(layout) => self.inner_chunk_exists(layout, chunk),
         }
+    }
+
+    fn is_remote(&self) -> bool {
+        self.store.is_remote()
     }
 
     fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {
@@ -719,7 +712,7 @@ impl ChunkedArray for ZarrArray {
         match &self.layout {
             Layout::Chunked(codec) => {
                 let chunks = RegionChunks::new(region, &self.shape, &self.chunk_shape)?;
-                produce_and_store(chunks.len(), |index| {
+                produce_and_store(self.store.as_ref(), chunks.len(), |index| {
                     self.produce_chunk(codec, &chunks.get(index), region, data)
                 })
             }

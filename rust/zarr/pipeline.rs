@@ -1,11 +1,10 @@
 //! Region writes as a pipeline: chunks (or shards) are assembled and encoded in parallel on the
 //! decoding pool while a few I/O threads store the results, so the CPUs keep encoding while
-//! files are written and synced ([`atomic_write`] waits for the disk).
+//! values are written (to disk, or uploaded to an object store).
 //!
 //! The I/O threads are scoped to one call: nothing outlives it, so nothing breaks in a forked
 //! child.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
@@ -13,25 +12,21 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fs::atomic_write;
+use crate::storage::Store;
 use crate::thread_pool::thread_pool;
 
-/// The new content of one stored file: its bytes, or `None` to delete it.
+/// The new content of one stored value: its bytes, or `None` to delete it.
 pub(super) struct Stored {
-    pub(super) path: PathBuf,
+    pub(super) key: String,
     pub(super) bytes: Option<Vec<u8>>,
 }
 
 impl Stored {
-    /// Writes (atomically) or deletes the file.
-    pub(super) fn store(self) -> Result<()> {
+    /// Writes (whole) or deletes the value.
+    pub(super) fn store(self, store: &dyn Store) -> Result<()> {
         match self.bytes {
-            Some(bytes) => atomic_write(&self.path, &bytes),
-            None => match std::fs::remove_file(&self.path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io(&self.path, e)),
-            },
+            Some(bytes) => store.put(&self.key, &bytes),
+            None => store.delete(&self.key),
         }
     }
 }
@@ -41,14 +36,21 @@ impl Stored {
 /// yet produced are skipped. A single item is produced on the caller's thread (its own
 /// parallel work, if any, runs on the process's pool too).
 pub(super) fn produce_and_store(
+    store: &dyn Store,
     count: usize,
     produce: impl Fn(usize) -> Result<Stored> + Sync,
 ) -> Result<()> {
     if count <= 1 {
-        return (0..count).try_for_each(|item| produce(item)?.store());
+        return (0..count).try_for_each(|item| produce(item)?.store(store));
     }
     let pool = thread_pool()?;
-    let writers = (2 * pool.current_num_threads()).clamp(4, 16).min(count);
+    // Uploads wait on the network, not the disk: many more of them are kept in flight.
+    let writers = if store.is_remote() {
+        32
+    } else {
+        (2 * pool.current_num_threads()).clamp(4, 16)
+    }
+    .min(count);
     let (sender, receiver) = sync_channel::<Stored>(2 * writers);
     let receiver = Mutex::new(receiver);
     let failed = AtomicBool::new(false);
@@ -67,7 +69,7 @@ pub(super) fn produce_and_store(
                 if failed.load(Ordering::Relaxed) {
                     continue;
                 }
-                if let Err(e) = stored.store() {
+                if let Err(e) = stored.store(store) {
                     failed.store(true, Ordering::Relaxed);
                     io_error
                         .lock()

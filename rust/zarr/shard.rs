@@ -1,27 +1,24 @@
 //! Sharded zarr v3 arrays (`sharding_indexed`): inner chunks read through a cached shard index,
 //! shards written whole.
 //!
-//! A shard is one file holding encoded inner chunks and an index of `(offset, nbytes)` per inner
+//! A shard is one stored value holding encoded inner chunks and an index of `(offset, nbytes)` per inner
 //! chunk (`u64::MAX` twice for an absent one), encoded by its own codecs (usually `bytes` and
-//! `crc32c`) at the start or the end of the file.
+//! `crc32c`) at the start or the end of the value.
 //!
-//! Reads open the shard file once, check the cached index against the file's identity (size,
-//! modification time, inode), so a shard replaced by any writer is re-indexed, and read the
-//! inner chunk's byte range from the same open file: index and data always come from the same
-//! version of the shard.
+//! Reads fetch the inner chunk's byte range on the condition that the shard is still the
+//! version its cached index was read from (a file's size, modification time and inode; an
+//! object's ETag), so a shard replaced by any writer is re-indexed: index and data always come
+//! from the same version of the shard. A warm read is one ranged read.
 //!
 //! Writes group the region by shard; each touched shard is rebuilt once: untouched inner chunks
 //! keep their encoded bytes, touched ones are encoded (partial ones read-modify-write), and the
-//! new file replaces the old atomically. Shards are written in parallel, and so are the inner
+//! new value replaces the old whole. Shards are written in parallel, and so are the inner
 //! chunks of one shard.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::ops::Range;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use lru::LruCache;
 use rayon::prelude::*;
@@ -37,6 +34,7 @@ use super::{with_scratch, ZarrArray};
 use crate::buffer;
 use crate::chunked::{copy_box, fill_box, ChunkSelection, RegionChunks};
 use crate::error::{Error, Result};
+use crate::storage::{ByteRange, Fetched, Version};
 use crate::thread_pool;
 
 /// How many bytes of decoded shard indexes an array keeps.
@@ -46,30 +44,10 @@ const ABSENT: u64 = u64::MAX;
 /// is read whole to find any one of them.
 pub(super) const MAX_INNER_CHUNKS: u64 = 1 << 24;
 
-/// What identifies one version of a shard file: atomic replacement makes a new inode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct FileIdentity {
-    len: u64,
-    modified: Option<SystemTime>,
-    #[cfg(unix)]
-    inode: (u64, u64),
-}
-
-impl FileIdentity {
-    fn of(metadata: &std::fs::Metadata) -> Self {
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        FileIdentity {
-            len: metadata.len(),
-            modified: metadata.modified().ok(),
-            #[cfg(unix)]
-            inode: (metadata.dev(), metadata.ino()),
-        }
-    }
-}
-
 struct CachedIndex {
-    identity: FileIdentity,
+    version: Version,
+    /// The shard's length.
+    total_len: u64,
     /// `offset, nbytes` per inner chunk, C order.
     entries: Arc<Vec<u64>>,
 }
@@ -90,21 +68,6 @@ pub(super) struct ShardLayout {
     /// One element of the fill value, native byte order.
     fill_bytes: Vec<u8>,
     cache: Mutex<LruCache<Vec<u64>, CachedIndex>>,
-}
-
-/// Reads `buf.len()` bytes at `offset`.
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-    }
-    #[cfg(not(unix))]
-    {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(buf)
-    }
 }
 
 impl ShardLayout {
@@ -378,40 +341,63 @@ impl ShardLayout {
         }
     }
 
-    /// The index of the open shard `shard`, from the cache when the file is the one it was
-    /// read from.
-    fn index_of(
+    /// The cached index of shard `shard`: its version, its entries and the shard's length.
+    fn cached_index(&self, shard: &[u64]) -> Option<(Version, Arc<Vec<u64>>, u64)> {
+        self.lock().get(shard).map(|cached| {
+            (
+                cached.version.clone(),
+                Arc::clone(&cached.entries),
+                cached.total_len,
+            )
+        })
+    }
+
+    /// The index of the stored shard `key`, read from the store (and cached); `None` when the
+    /// shard does not exist, `Err` with the reason when it is damaged.
+    fn read_index(
         &self,
+        store: &dyn crate::storage::Store,
+        key: &str,
         shard: &[u64],
-        file: &File,
-        identity: &FileIdentity,
-        path: &Path,
-    ) -> Result<std::result::Result<Arc<Vec<u64>>, String>> {
-        if let Some(cached) = self.lock().get(shard) {
-            if cached.identity == *identity {
-                return Ok(Ok(Arc::clone(&cached.entries)));
-            }
-        }
-        let range = match self.index_range(identity.len) {
-            Ok(range) => range,
-            Err(reason) => return Ok(Err(reason)),
+    ) -> Result<Option<std::result::Result<(Version, Arc<Vec<u64>>, u64), String>>> {
+        let range = if self.index_at_start {
+            ByteRange::Bounded(0..self.index_nbytes)
+        } else {
+            ByteRange::Suffix(self.index_nbytes)
         };
-        let mut encoded = buffer::zeroed((range.end - range.start) as usize, || {
-            format!("the index of shard {shard:?} ({})", path.display())
-        })?;
-        read_exact_at(file, &mut encoded, range.start).map_err(|e| Error::io(path, e))?;
+        let (encoded, total_len, version) = match store.get_range(key, range, None) {
+            Ok(Fetched::Bytes {
+                bytes,
+                total_len,
+                version,
+            }) => (bytes, total_len, version),
+            Ok(Fetched::Missing) => return Ok(None),
+            Ok(Fetched::Changed) => unreachable!("no version was asked for"),
+            // A shard too short for its index (a local read past the end).
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(Some(Err(format!(
+                    "the shard is shorter than its index ({} bytes)",
+                    self.index_nbytes
+                ))))
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(reason) = self.index_range(total_len) {
+            return Ok(Some(Err(reason)));
+        }
         let entries = match self.decode_index(&encoded) {
             Ok(entries) => Arc::new(entries),
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => return Ok(Some(Err(reason))),
         };
         self.lock().put(
             shard.to_vec(),
             CachedIndex {
-                identity: identity.clone(),
+                version: version.clone(),
+                total_len,
                 entries: Arc::clone(&entries),
             },
         );
-        Ok(Ok(entries))
+        Ok(Some(Ok((version, entries, total_len))))
     }
 }
 
@@ -421,13 +407,6 @@ fn index_data_type() -> ZarrsDataType {
 
 fn index_fill_value() -> FillValue {
     FillValue::from(ABSENT)
-}
-
-/// An open shard file and the byte range of one inner chunk in it.
-struct Located {
-    file: File,
-    path: std::path::PathBuf,
-    range: Range<u64>,
 }
 
 /// What the region write does with one inner chunk of a shard.
@@ -440,24 +419,73 @@ enum Slot<'a> {
 }
 
 impl ZarrArray {
-    /// Opens the shard of inner chunk `chunk` and finds the chunk's bytes; `None` when the
-    /// shard or the chunk is not stored.
-    fn locate_inner_chunk(&self, layout: &ShardLayout, chunk: &[u64]) -> Result<Option<Located>> {
+    /// The encoded bytes of inner chunk `chunk`, `None` when the shard or the chunk is not
+    /// stored. With `fetch` false, only whether it is stored (`Some(empty)`).
+    fn inner_chunk_bytes(
+        &self,
+        layout: &ShardLayout,
+        chunk: &[u64],
+        fetch: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let (shard, position) = layout.locate(chunk);
-        let path = self.stored_chunk_path(&shard);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let identity = FileIdentity::of(&file.metadata().map_err(|e| Error::io(&path, e))?);
-        let entries = layout
-            .index_of(&shard, &file, &identity, &path)?
-            .map_err(|reason| self.corrupt(chunk, format!("in shard {shard:?}: {reason}")))?;
-        let range = layout
-            .entry(&entries, position, identity.len)
-            .map_err(|reason| self.corrupt(chunk, format!("in shard {shard:?}: {reason}")))?;
-        Ok(range.map(|range| Located { file, path, range }))
+        let key = self.stored_chunk_key(&shard);
+        let in_shard =
+            |reason: String| self.corrupt(chunk, format!("in shard {shard:?}: {reason}"));
+        // A shard replaced between reading its index and its chunk is re-indexed; one being
+        // replaced over and over by writers is an error after a few attempts.
+        for _ in 0..4 {
+            let cached = match layout.cached_index(&shard) {
+                Some(cached) => cached,
+                None => match layout.read_index(self.store.as_ref(), &key, &shard)? {
+                    None => return Ok(None),
+                    Some(Err(reason)) => return Err(in_shard(reason)),
+                    Some(Ok(read)) => read,
+                },
+            };
+            let (version, entries, total_len) = cached;
+            let range = layout
+                .entry(&entries, position, total_len)
+                .map_err(in_shard)?;
+            let Some(range) = range else {
+                return Ok(None);
+            };
+            let len = range.end - range.start;
+            if len > layout.inner.max_encoded_len() {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "its shard index gives it {len} bytes, more than any encoding of a \
+                         {}-byte chunk",
+                        layout.inner.nbytes()
+                    ),
+                ));
+            }
+            if !fetch {
+                return Ok(Some(Vec::new()));
+            }
+            let requested = ByteRange::Bounded(range.clone());
+            match self.store.get_range(&key, requested, Some(&version))? {
+                Fetched::Bytes { bytes, .. } if bytes.len() as u64 == len => {
+                    return Ok(Some(bytes))
+                }
+                Fetched::Bytes { bytes, .. } => {
+                    return Err(in_shard(format!(
+                        "bytes {range:?} of the shard read as {} bytes",
+                        bytes.len()
+                    )))
+                }
+                Fetched::Missing => {
+                    layout.lock().pop(&shard);
+                    return Ok(None);
+                }
+                Fetched::Changed => {
+                    layout.lock().pop(&shard);
+                }
+            }
+        }
+        Err(in_shard(
+            "the shard kept changing while it was read (replaced by another writer)".to_string(),
+        ))
     }
 
     pub(super) fn read_inner_chunk(
@@ -467,31 +495,15 @@ impl ZarrArray {
         region: &[Range<u64>],
         out: &mut [u8],
     ) -> Result<bool> {
-        let Some(located) = self.locate_inner_chunk(layout, chunk)? else {
+        let Some(encoded) = self.inner_chunk_bytes(layout, chunk, true)? else {
             return Ok(false);
         };
-        let len = located.range.end - located.range.start;
-        if len > layout.inner.max_encoded_len() {
-            return Err(self.corrupt(
-                chunk,
-                format!(
-                    "its shard index gives it {len} bytes, more than any encoding of a \
-                     {}-byte chunk",
-                    layout.inner.nbytes()
-                ),
-            ));
-        }
-        let mut encoded = buffer::zeroed(len as usize, || {
-            format!("reading chunk {chunk:?} of {}", self.describe)
-        })?;
-        read_exact_at(&located.file, &mut encoded, located.range.start)
-            .map_err(|e| Error::io(&located.path, e))?;
         self.decode_clipped(&layout.inner, chunk, &encoded, region, out)?;
         Ok(true)
     }
 
     pub(super) fn inner_chunk_exists(&self, layout: &ShardLayout, chunk: &[u64]) -> Result<bool> {
-        Ok(self.locate_inner_chunk(layout, chunk)?.is_some())
+        Ok(self.inner_chunk_bytes(layout, chunk, false)?.is_some())
     }
 
     /// Writes `data` into `region` (both checked by the caller), rewriting each touched shard
@@ -503,7 +515,7 @@ impl ZarrArray {
         data: &[u8],
     ) -> Result<()> {
         let shards = RegionChunks::new(region, &self.shape, &layout.shard_shape)?;
-        produce_and_store(shards.len(), |index| {
+        produce_and_store(self.store.as_ref(), shards.len(), |index| {
             self.produce_shard(layout, &shards.get(index), region, data)
         })
     }
@@ -518,7 +530,7 @@ impl ZarrArray {
     ) -> Result<Stored> {
         let itemsize = self.dtype.size();
         let shard_coords = &shard.chunk_coords;
-        let path = self.stored_chunk_path(shard_coords);
+        let key = self.stored_chunk_key(shard_coords);
         // The part of the shard the region covers, in array coordinates.
         let touched: Vec<Range<u64>> = shard
             .chunk_region
@@ -542,7 +554,7 @@ impl ZarrArray {
             let max_len = (layout.num_inner() as u64)
                 .saturating_mul(layout.inner.max_encoded_len())
                 .saturating_add(layout.index_nbytes);
-            crate::fs::read_bounded(&path, max_len, |len| {
+            let too_long = |len| {
                 self.corrupt(
                     &inner.coords(0),
                     format!(
@@ -550,7 +562,8 @@ impl ZarrArray {
                          more than a valid shard can"
                     ),
                 )
-            })?
+            };
+            self.store.get(&key, max_len, &too_long)?
         };
         let old_entries = match &old {
             Some(bytes) => {
@@ -653,7 +666,7 @@ impl ZarrArray {
 
         layout.lock().pop(shard_coords);
         if slots.iter().all(|slot| matches!(slot, Slot::Absent)) {
-            return Ok(Stored { path, bytes: None });
+            return Ok(Stored { key, bytes: None });
         }
         let body_len: usize = slots
             .iter()
@@ -694,7 +707,7 @@ impl ZarrArray {
             file.extend_from_slice(&index);
         }
         Ok(Stored {
-            path,
+            key,
             bytes: Some(file),
         })
     }
