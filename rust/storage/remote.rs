@@ -207,11 +207,19 @@ impl RemoteStore {
             | object_store::Error::Unauthenticated { .. } => ErrorKind::PermissionDenied,
             _ => connection_kind(&error).unwrap_or(ErrorKind::Other),
         };
-        Error::io_at(
-            self.url(key),
-            std::io::Error::new(kind, one_line(&error.to_string())),
-        )
+        let message = if missing_bucket(&error) {
+            format!("the bucket {:?} does not exist", self.bucket)
+        } else {
+            one_line(&error.to_string())
+        };
+        Error::io_at(self.url(key), std::io::Error::new(kind, message))
     }
+}
+
+/// A "not found" that means a missing bucket, not a missing key: an error, not an absent value.
+fn missing_bucket(error: &object_store::Error) -> bool {
+    matches!(error, object_store::Error::NotFound { .. })
+        && error.to_string().contains("NoSuchBucket")
 }
 
 /// Whether a failed request never reached the server (refused, unresolvable, timed out).
@@ -281,6 +289,7 @@ impl Store for RemoteStore {
             Ok(Ok(bytes)) if bytes.len() as u64 > max_len => Err(too_long(bytes.len() as u64)),
             Ok(Ok(bytes)) => Ok(Some(Vec::from(bytes))),
             Ok(Err(len)) => Err(too_long(len)),
+            Err(e) if missing_bucket(&e) => Err(self.error(key, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error(key, e)),
         }
@@ -322,6 +331,7 @@ impl Store for RemoteStore {
                     version,
                 })
             }
+            Err(e) if missing_bucket(&e) => Err(self.error(key, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
             Err(object_store::Error::Precondition { .. }) => Ok(Fetched::Changed),
             Err(e) => Err(self.error(key, e)),
@@ -333,6 +343,7 @@ impl Store for RemoteStore {
         let path = self.path(key);
         match block_on(client.head(&path))? {
             Ok(_) => Ok(true),
+            Err(e) if missing_bucket(&e) => Err(self.error(key, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.error(key, e)),
         }
