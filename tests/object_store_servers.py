@@ -112,6 +112,16 @@ class S3Server:
     def put(self, bucket: str, key: str, value: bytes) -> None:
         self.client().put_object(Bucket=bucket, Key=key, Body=value)
 
+    def make_public(self, bucket: str) -> None:
+        """Let anyone (unsigned requests too) list ``bucket`` and read its objects; moto,
+        like S3, denies anonymous requests to a private bucket. (moto checks a HEAD of an object
+        against the action ``s3:HeadObject``, where S3 checks ``s3:GetObject``: both allowed.)"""
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*",
+            "Action": ["s3:GetObject", "s3:HeadObject", "s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
 
 @dataclasses.dataclass
 class S3AuthServer(S3Server):

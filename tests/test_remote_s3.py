@@ -237,13 +237,21 @@ def test_url_with_trailing_slash(s3: S3Server, s3_bucket: str) -> None:
 
 
 def test_anonymous_requests(s3: S3Server, s3_bucket: str) -> None:
-    """moto (without authentication) answers unsigned requests: ``anonymous=True`` reads."""
+    """Unsigned requests (``anonymous=True``): denied on a private bucket, reading a public one.
+    (Not writes: moto without authentication takes anonymous writes even to private buckets, and
+    with authentication answers an unsigned request for a missing key with a 500.)"""
     data = oracle(seed=7)
     url = f"s3://{s3_bucket}/vol.zarr"
     peers.zarr_write(s3.endpoint_url, url, data, chunks=CHUNKS)
+    with pytest.raises(PermissionError) as info:
+        open_source(url, endpoint_url=s3.endpoint_url, anonymous=True)
+    assert s3_bucket in str(info.value)
+
+    s3.make_public(s3_bucket)
     src = open_source(url, endpoint_url=s3.endpoint_url, anonymous=True)
-    np.testing.assert_array_equal(src[...], data)
+    assert_reads_like(src, data)
     assert src.to_spec().params.get("anonymous") is True
+    np.testing.assert_array_equal(from_spec(src.to_spec())[...], data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,10 +583,12 @@ def test_denied_access(s3_auth_server: S3AuthServer, monkeypatch: pytest.MonkeyP
             open_source(url, endpoint_url=ep, **kwargs)
         assert server.bucket in str(info.value), str(info.value)
         assert secret not in str(info.value)
+    # (not anonymously: moto answers an unsigned request for a missing key with a 500)
     with pytest.raises(PermissionError) as info:
         create_array(f"s3://{server.bucket}/new.zarr", shape=(4, 4), chunks=(2, 2),
                      dtype="uint8", endpoint_url=ep)
     assert server.bucket in str(info.value)
+    assert server.keys(server.bucket, "new.zarr") == []
 
 
 def test_allowed_access_on_authenticating_server(s3_auth_server: S3AuthServer,
