@@ -1,9 +1,13 @@
-"""URLs and zipped zarrs in the Python layer, without a server: URL parsing, format detection
+"""URLs and zipped zarrs in the Python layer. Without a server: URL parsing, format detection
 errors, the storage options (checked, recorded in specs, never credentials), read-only locations
 refused before anything is touched, and zip files (written by zarr-python's ``ZipStore``, v2 and
-v3, and by zipping a folder with ``zipfile``) opened read-only.
+v3, and by zipping a folder with ``zipfile``) opened read-only. The last part uses the moto S3
+and HTTP servers of ``object_store_servers`` for what the Python layer adds on a store: modes
+``"w"`` / ``"a"`` and their safety rule, format probing, groups, damaged metadata, OME-Zarr
+pyramids written and read, and the CLI's URL options.
 
-The S3 and HTTP paths against real servers are in ``test_remote_s3.py`` / ``test_remote_http.py``.
+Reads and writes of the data themselves against real servers are in ``test_remote_s3.py`` /
+``test_remote_http.py``.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ from bioimage_py.io.location import (
     url_scheme,
 )
 from bioimage_py.sources import FileSource, SourceSpec, from_spec
+
+pytest_plugins = ["object_store_servers"]
 
 needs_store_core = pytest.mark.skipif(
     not hasattr(_core, "store_get"), reason="the core's store API (issue 13) is not built yet"
@@ -465,3 +471,156 @@ def test_runner_names_read_only_locations_of_outputs(path):
     output = FileSource(np.zeros((4, 4), "uint8"), path=path, internal_path="", format="zarr")
     with pytest.raises(TypeError, match="read-only.*cannot be written"):
         copy(np.ones((4, 4), "uint8"), output)
+
+
+# --- on the test servers: what the Python layer adds ------------------------------------------
+
+
+@needs_store_core
+def test_mode_w_on_s3_deletes_only_a_container(s3_server, s3_bucket):
+    s3, options = s3_server, {"endpoint_url": s3_server.endpoint_url}
+    base = f"s3://{s3_bucket}"
+    create_array(f"{base}/vol.zarr", "raw", shape=(4, 4), chunks=(2, 2), dtype="uint8",
+                 **options)[...] = 1
+    create_array(f"{base}/vol.zarr2", "raw", shape=(4, 4), chunks=(2, 2), dtype="uint8",
+                 format="zarr", **options)[...] = 2
+    s3.put(s3_bucket, "other/notes.txt", b"not a container")
+    before = s3.keys(s3_bucket)
+
+    container = open_file(f"{base}/vol.zarr", mode="w", **options)
+    assert container.list_arrays() == []
+    after = s3.keys(s3_bucket)
+    # the container's keys replaced by an empty root group; the neighbour with a common
+    # prefix ("vol.zarr2") and everything else untouched
+    assert after == sorted([k for k in before if not k.startswith("vol.zarr/")]
+                           + ["vol.zarr/zarr.json"])
+    for url in (f"{base}/other", base):
+        with pytest.raises(ValueError, match="refusing to overwrite.*no zarr container"):
+            open_file(url, mode="w", format="zarr", **options)
+    assert s3.keys(s3_bucket) == after
+
+
+@needs_store_core
+def test_mode_a_on_s3_creates_a_root_group_once(s3_server, s3_bucket):
+    options = {"endpoint_url": s3_server.endpoint_url}
+    open_file(f"s3://{s3_bucket}/new.n5", mode="a", **options)
+    assert s3_server.keys(s3_bucket) == ["new.n5/attributes.json"]
+    create_array(f"s3://{s3_bucket}/new.n5", "raw", shape=(5,), dtype="uint8", **options)
+    open_file(f"s3://{s3_bucket}/new.n5", mode="a", **options)  # existing: left as it is
+    assert open_source(f"s3://{s3_bucket}/new.n5", **options).internal_path == "raw"
+    with pytest.raises(FileNotFoundError, match="no zarr container there") as info:
+        open_source(f"s3://{s3_bucket}/missing.zarr", "raw", mode="r+", **options)
+    assert f"s3://{s3_bucket}/missing.zarr" in str(info.value)
+
+
+@needs_store_core
+def test_format_probed_at_urls_without_suffix(s3_server, s3_bucket):
+    options = {"endpoint_url": s3_server.endpoint_url}
+    base = f"s3://{s3_bucket}"
+    create_array(f"{base}/volume", "raw", shape=(3,), dtype="uint8", format="n5", **options)
+    create_array(f"{base}/image", shape=(3,), dtype="uint8", format="zarr", zarr_format=2,
+                 **options)
+    assert open_source(f"{base}/volume", **options).format == "n5"
+    source = open_source(f"{base}/image", **options)
+    assert source.format == "zarr" and source.internal_path == ""
+    assert source.to_spec().params["format"] == "zarr"
+    with pytest.raises(ValueError, match="Could not infer the format of .*nothing"):
+        open_source(f"{base}/nothing", **options)
+    with pytest.raises(ValueError, match="Could not infer"):  # new array, no suffix, no format
+        create_array(f"{base}/new", shape=(3,), dtype="uint8", **options)
+
+
+@needs_store_core
+def test_groups_and_damaged_metadata_on_s3(s3_server, s3_bucket):
+    options = {"endpoint_url": s3_server.endpoint_url}
+    url = f"s3://{s3_bucket}/g.zarr"
+    create_array(url, "a/b/c", shape=(3,), dtype="uint8", **options)[...] = 7
+    container = open_file(url, **options)
+    assert "a" in container and "a/b" in container and "a/b/c" in container
+    assert "x" not in container
+    group = container["a"]
+    assert group.list_arrays() == ["b/c"] and group.location == f"{url}/a"
+    np.testing.assert_array_equal(group["b"]["c"][:], [7, 7, 7])
+    with pytest.raises(KeyError):
+        container["a/x"]
+    s3_server.put(s3_bucket, "bad.zarr/zarr.json", b'{"zarr_format": 3,')
+    with pytest.raises(ValueError, match=f"s3://{s3_bucket}/bad.zarr/zarr.json.*not valid JSON"):
+        open_source(f"s3://{s3_bucket}/bad.zarr", **options)
+    s3_server.put(s3_bucket, "odd.zarr/zarr.json", b'{"zarr_format": 3, "node_type": "x"}')
+    with pytest.raises(ValueError, match="odd.zarr/zarr.json.*node_type 'x'"):
+        open_source(f"s3://{s3_bucket}/odd.zarr", **options)
+
+
+@needs_store_core
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_pyramid_on_s3(s3_server, s3_bucket, zarr_format):
+    options = {"endpoint_url": s3_server.endpoint_url}
+    image = np.arange(32 * 40, dtype="uint16").reshape(32, 40)
+    url = f"s3://{s3_bucket}/img.ome.zarr"
+    level = write_ome_pyramid(image, url, levels=3, zarr_format=zarr_format, voxel_size=0.25,
+                              **options)
+    assert level.path == url and level.to_spec().params["endpoint_url"] == options[
+        "endpoint_url"]
+    source = open_source(url, **options)  # the full-resolution level by default
+    assert source.internal_path == "s0"
+    np.testing.assert_array_equal(source[...], image)
+    ome = source.ome
+    assert ome["levels"] == ["s0", "s1", "s2"] and ome["scale"] == [0.25, 0.25]
+    assert ome["version"] == {2: "0.4", 3: "0.5"}[zarr_format]
+    assert open_source(url, "s2", **options).ome["scale"] == [1.0, 1.0]
+    # the level arrays carry their NGFF conventions, patched through the store
+    name = "s1/zarr.json" if zarr_format == 3 else "s1/.zarray"
+    metadata = json.loads(_core.store_get(url, name, storage_options=options))
+    if zarr_format == 3:
+        assert metadata["dimension_names"] == ["y", "x"]
+    else:
+        assert metadata["dimension_separator"] == "/"
+    # peers read it: zarr-python through obstore
+    import remote_peers as peers
+
+    group = zarr.open_group(peers.zarr_store(options["endpoint_url"], url, read_only=True),
+                            mode="r")
+    np.testing.assert_array_equal(group["s1"][...], image[::2, ::2])
+
+
+@needs_store_core
+def test_cli_on_s3(s3_server, s3_bucket, tmp_path, capsys, monkeypatch):
+    endpoint = s3_server.endpoint_url
+    monkeypatch.chdir(tmp_path)
+    data = np.arange(20 * 24, dtype="uint8").reshape(20, 24)
+    create_array("in.zarr", shape=data.shape, chunks=(8, 8), dtype=data.dtype)[...] = data
+    url = f"s3://{s3_bucket}/cli.ome.zarr"
+    assert cli_main(["convert", "in.zarr", url, "--ome", "--levels", "2", "--endpoint-url",
+                     endpoint, "--quiet"]) == 0
+    assert open_source(url, endpoint_url=endpoint).ome["levels"] == ["s0", "s1"]
+    assert cli_main(["info", url, "s0", "--endpoint-url", endpoint]) == 0
+    out = capsys.readouterr().out
+    assert url in out and "zarr (v3)" in out and "NGFF 0.5" in out and "zstd" in out
+    assert cli_main(["info", url, "--endpoint-url", endpoint]) == 0
+    out = capsys.readouterr().out
+    assert "2 arrays" in out and "s0" in out and "s1" in out
+    assert cli_main(["convert", url, "back.n5", "--src-key", "s1", "--endpoint-url", endpoint,
+                     "--quiet"]) == 0
+    np.testing.assert_array_equal(open_source("back.n5")[...], data[::2, ::2])
+    # options are for URLs: a local SRC is opened without them
+    assert cli_main(["convert", "back.n5", f"s3://{s3_bucket}/again.zarr", "--endpoint-url",
+                     endpoint, "--region", "us-east-1", "--quiet"]) == 0
+    spec = open_source(f"s3://{s3_bucket}/again.zarr", endpoint_url=endpoint).to_spec()
+    assert spec.params == {"format": "zarr", "mode": "r", "endpoint_url": endpoint}
+
+
+@needs_store_core
+def test_http_container_without_listing(http_server):
+    folder, base = http_server.new_folder("wiring")
+    data = np.arange(12, dtype="int32").reshape(3, 4)
+    create_array(folder / "g.zarr", "a/raw", shape=data.shape, dtype=data.dtype)[...] = data
+    source = open_source(f"{base}/g.zarr", "a/raw")
+    np.testing.assert_array_equal(source[...], data)
+    assert not source.writable
+    with pytest.raises(ValueError, match="HTTP servers do not list keys; pass internal_path"):
+        open_source(f"{base}/g.zarr")
+    with pytest.raises(ValueError, match="no zarr metadata at it"):
+        open_source(f"{base}/missing.zarr")
+    with pytest.raises(ValueError, match="'a/nope' does not exist.*do not list keys"):
+        open_source(f"{base}/g.zarr", "a/nope")
+    assert open_file(f"{base}/g.zarr")["a"]["raw"].shape == data.shape
