@@ -261,3 +261,25 @@ def test_copy_http_to_local(http_server: HttpServer, tmp_path: Path) -> None:
     bp.copy(open_source(f"{base}/vol.zarr"), out, job_type="subprocess",
             job_config={"start_method": "spawn"}, num_workers=2)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"))[...], data)
+
+
+def test_core_store_functions_over_http(http_server: HttpServer) -> None:
+    from bioimage_py import _core
+
+    folder, base = http_server.new_folder("store")
+    (folder / "a").mkdir()
+    (folder / "a" / "key").write_bytes(b"value")
+    (folder / "empty").write_bytes(b"")
+    assert _core.store_get(base, "a/key") == b"value"
+    assert _core.store_get(base, "empty") == b""
+    assert _core.store_get(base, "a/missing") is None
+    assert _core.store_get(base, "a") is None  # a folder is no key
+    with pytest.raises(PermissionError) as info:
+        _core.store_put(base, "a/new", b"x")
+    assert base in str(info.value)
+    with pytest.raises(PermissionError):
+        _core.store_delete_prefix(base, "a")
+    with pytest.raises(ValueError) as info:
+        _core.store_list_dir(base, "")
+    assert base in str(info.value)
+    assert not (folder / "a" / "new").exists() and (folder / "a" / "key").exists()
