@@ -57,6 +57,7 @@ def zarr_write(
     dtype: Any = None,
     region: tuple[slice, ...] | None = None,
     path: str | None = None,
+    chunk_key_encoding: dict[str, Any] | None = None,
 ) -> Any:
     """Create an array at ``url`` (or at ``path`` inside the group ``url``) with zarr-python and
     write ``data`` into it (into ``region`` when given; nothing when ``data`` is None).
@@ -71,7 +72,8 @@ def zarr_write(
     if path is None:
         array = zarr.create_array(store, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
                                   compressors=compressors, fill_value=fill_value,
-                                  zarr_format=zarr_format, overwrite=True)
+                                  zarr_format=zarr_format, overwrite=True,
+                                  chunk_key_encoding=chunk_key_encoding)
     else:
         group = zarr.open_group(store, mode="a", zarr_format=zarr_format)
         array = group.create_array(path, shape=shape, chunks=chunks, shards=shards, dtype=dtype,

@@ -210,6 +210,20 @@ def test_read_dtypes(s3: S3Server, s3_bucket: str, dtype: str) -> None:
     np.testing.assert_array_equal(src[...], data)
 
 
+@pytest.mark.parametrize("zarr_format,encoding,first_chunk", [
+    (2, {"name": "v2", "separator": "/"}, "0/0/0"),
+    (3, {"name": "default", "separator": "."}, "c.0.0.0"),
+    (3, {"name": "v2", "separator": "."}, "0.0.0")])
+def test_read_chunk_key_encodings(s3: S3Server, s3_bucket: str, zarr_format: int,
+                                  encoding: dict[str, Any], first_chunk: str) -> None:
+    data = oracle(seed=21)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    peers.zarr_write(s3.endpoint_url, url, data, chunks=CHUNKS, zarr_format=zarr_format,
+                     chunk_key_encoding=encoding)
+    assert f"vol.zarr/{first_chunk}" in s3.keys(s3_bucket)
+    assert_reads_like(open_source(url, endpoint_url=s3.endpoint_url), data)
+
+
 def test_arrays_in_a_group(s3: S3Server, s3_bucket: str) -> None:
     """Arrays at keys inside a group: each by its internal path; without one, the error lists
     them (listing keys on S3)."""
@@ -335,6 +349,55 @@ def test_write_into_a_group_and_overwrite(s3: S3Server, s3_bucket: str) -> None:
     np.testing.assert_array_equal(open_source(url, "raw/s0", endpoint_url=ep)[...],
                                   np.full((5, 6, 7), 1.5, dtype="float32"))
     assert s3.keys(s3_bucket, "group.zarr/raw/s0/") == ["group.zarr/raw/s0/zarr.json"]
+
+
+def test_chunks_rewritten_with_the_fill_value(s3: S3Server, s3_bucket: str) -> None:
+    """Stored chunks overwritten with nothing but the fill value read as the fill value (for
+    every reader), whether the writer deletes them or stores them."""
+    ep = s3.endpoint_url
+    data = oracle(seed=22)
+    url = f"s3://{s3_bucket}/vol.zarr"
+    dst = create_array(url, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, fill_value=FILL,
+                       endpoint_url=ep)
+    dst[...] = data
+    dst[0:16, 0:8, 0:8] = FILL
+    expected = data.copy()
+    expected[0:16, 0:8, 0:8] = FILL
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), expected)
+    np.testing.assert_array_equal(open_source(url, endpoint_url=ep)[...], expected)
+
+
+def test_overwrite_and_list_more_than_a_thousand_keys(s3: S3Server, s3_bucket: str) -> None:
+    """S3 lists and deletes at most 1000 keys per request: an array of 1210 chunks is listed
+    and replaced (``overwrite=True``) whole."""
+    from bioimage_py import _core
+
+    ep = s3.endpoint_url
+    url = f"s3://{s3_bucket}/many.zarr"
+    shape = (11, 11, 10)
+    data = oracle(shape, seed=23)
+    create_array(url, shape=shape, chunks=(1, 1, 1), dtype=data.dtype, compression="raw",
+                 endpoint_url=ep)[...] = data
+    np.testing.assert_array_equal(peers.zarr_read(ep, url), data)
+    assert len(s3.keys(s3_bucket, "many.zarr/")) == 1210 + 1
+    keys, dirs = _core.store_list_dir(url, "c/0/0", storage_options=s3.storage_options)
+    assert keys == sorted(str(i) for i in range(10)) and dirs == []
+    keys, dirs = _core.store_list_dir(url, "c", storage_options=s3.storage_options)
+    assert dirs == sorted(str(i) for i in range(11))
+    # 1210 keys directly under one prefix
+    flat = f"s3://{s3_bucket}/flat"
+    for i in range(1205):
+        _core.store_put(flat, f"k{i:04d}", b"", storage_options=s3.storage_options)
+    keys, dirs = _core.store_list_dir(flat, "", storage_options=s3.storage_options)
+    assert keys == [f"k{i:04d}" for i in range(1205)] and dirs == []
+
+    create_array(url, shape=shape, chunks=(1, 1, 1), dtype=data.dtype, fill_value=5,
+                 overwrite=True, endpoint_url=ep)
+    assert s3.keys(s3_bucket, "many.zarr/") == ["many.zarr/zarr.json"]
+    np.testing.assert_array_equal(open_source(url, endpoint_url=ep)[...],
+                                  np.full(shape, 5, dtype=data.dtype))
+    _core.store_delete_prefix(flat, "", storage_options=s3.storage_options)
+    assert s3.keys(s3_bucket, "flat/") == []
 
 
 # ---------------------------------------------------------------------------------------------
