@@ -3,6 +3,7 @@
 
     python scripts/object_store_servers.py s3 [--port N]          # a moto S3 server
     python scripts/object_store_servers.py http DIR [--port N]    # DIR over HTTP, with Range
+    python scripts/object_store_servers.py http DIR --no-ranges   # ... without (http.server's)
 
 Both serve on 127.0.0.1 (port 0, the default, picks a free one), print ``PORT <n>`` on stdout
 once listening and run until interrupted or until their stdin closes (so a child started by
@@ -166,9 +167,10 @@ def start_s3_server(*, authenticate_after: int | None = None) -> ServerProcess:
     return _start("s3", [], "/", env)
 
 
-def start_http_server(directory: str | os.PathLike[str]) -> ServerProcess:
-    """A child serving ``directory`` over HTTP with Range support, on a free port."""
-    return _start("http", [os.fspath(directory)], "/")
+def start_http_server(directory: str | os.PathLike[str], *, ranges: bool = True) -> ServerProcess:
+    """A child serving ``directory`` over HTTP on a free port, with Range support unless
+    ``ranges`` is False (then, like plain ``http.server``, every GET answers the whole file)."""
+    return _start("http", [os.fspath(directory), *([] if ranges else ["--no-ranges"])], "/")
 
 
 @contextlib.contextmanager
@@ -182,9 +184,10 @@ def s3_server(*, authenticate_after: int | None = None) -> Iterator[ServerProces
 
 
 @contextlib.contextmanager
-def http_server(directory: str | os.PathLike[str]) -> Iterator[ServerProcess]:
+def http_server(directory: str | os.PathLike[str], *, ranges: bool = True
+                ) -> Iterator[ServerProcess]:
     """`start_http_server`, stopped on exit."""
-    server = start_http_server(directory)
+    server = start_http_server(directory, ranges=ranges)
     try:
         yield server
     finally:
@@ -198,6 +201,7 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
     """Files under ``directory`` by GET and HEAD, with single byte ranges; folders are 404."""
 
     protocol_version = "HTTP/1.1"  # keep-alive: a reader makes many small requests
+    ranges = True  # False: ignore Range headers (answer 200 and the whole file)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet: thousands of chunk requests per test
@@ -217,7 +221,7 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
             size = stat.st_size
             start, stop = 0, size  # [start, stop)
             status = 200
-            header = self.headers.get("Range")
+            header = self.headers.get("Range") if self.ranges else None
             if header is not None:
                 parsed = _parse_range(header, size)
                 if parsed == "unsatisfiable":
@@ -232,7 +236,7 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
                     status = 206
             self.send_response(status)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Accept-Ranges", "bytes" if self.ranges else "none")
             self.send_header("Content-Length", str(stop - start))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
@@ -287,11 +291,12 @@ class _Server(http.server.ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def serve_http(directory: str, port: int) -> None:
+def serve_http(directory: str, port: int, *, ranges: bool = True) -> None:
     directory = os.path.abspath(directory)
+    handler_class = type("Handler", (RangeRequestHandler,), {"ranges": ranges})
 
     def handler(*args: object, **kwargs: object) -> RangeRequestHandler:
-        return RangeRequestHandler(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
+        return handler_class(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
 
     server = _Server(("127.0.0.1", port), handler)  # type: ignore[arg-type]
     _announce(server.server_address[1])
@@ -331,12 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     web = sub.add_parser("http", help="a folder over HTTP, with Range support")
     web.add_argument("directory")
     web.add_argument("--port", type=int, default=0)
+    web.add_argument("--no-ranges", action="store_true",
+                     help="ignore Range headers, as plain http.server does")
     args = parser.parse_args(argv)
     try:
         if args.kind == "s3":
             serve_s3(args.port)
         else:
-            serve_http(args.directory, args.port)
+            serve_http(args.directory, args.port, ranges=not args.no_ranges)
     except KeyboardInterrupt:
         pass
     return 0

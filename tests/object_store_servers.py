@@ -13,6 +13,8 @@ Load it with ``pytest_plugins = ["object_store_servers"]`` in a test module. Fix
   allowed ``s3:*``, and the bucket ``.bucket`` holds what tests put there with them.
 - ``http_server`` (session): a folder served over HTTP by a child process, with Range requests
   (206, ``Content-Range``, 416) and 404 for folders and missing files.
+- ``http_server_without_ranges`` (session): the same, ignoring Range headers (every GET answers
+  200 and the whole file), as plain ``http.server`` and some static servers do.
 
 The processes themselves are started by ``scripts/object_store_servers.py`` (also used by
 ``benches/bench_s3.py``). A server that cannot start fails the tests: nothing is skipped.
@@ -243,16 +245,26 @@ def s3_auth_server(aws_test_env: dict[str, str]) -> Iterator[S3AuthServer]:
         process.stop()
 
 
-@pytest.fixture(scope="session")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """A folder served over HTTP with Range support by a child process."""
+def _http_server(tmp_path_factory: pytest.TempPathFactory, ranges: bool) -> Iterator[HttpServer]:
     script = load_servers_script()
-    directory = tmp_path_factory.mktemp("http_root")
+    directory = tmp_path_factory.mktemp("http_root" if ranges else "http_root_no_ranges")
     try:
-        process = script.start_http_server(directory)
+        process = script.start_http_server(directory, ranges=ranges)
     except script.ServerError as exc:
         pytest.fail(f"the HTTP server did not start: {exc}", pytrace=False)
     try:
         yield HttpServer(base_url=process.url, directory=directory, pid=process.pid)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """A folder served over HTTP with Range support by a child process."""
+    yield from _http_server(tmp_path_factory, ranges=True)
+
+
+@pytest.fixture(scope="session")
+def http_server_without_ranges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """A folder served over HTTP by a child process that ignores Range headers."""
+    yield from _http_server(tmp_path_factory, ranges=False)
