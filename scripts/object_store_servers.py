@@ -130,11 +130,12 @@ def _wait_until_answering(
     url: str, process: subprocess.Popen[bytes], log: IO[bytes], deadline: float
 ) -> None:
     last: Exception | None = None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(f"server child exited: {_child_output(process, log)}")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with opener.open(url, timeout=2):
                 return
         except urllib.error.HTTPError:  # answered, with an error status: it is up
             return
