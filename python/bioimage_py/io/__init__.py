@@ -1,7 +1,9 @@
 """File formats: the format registry, opening files and the arrays inside them.
 
 The writable container formats are registered on import: zarr and n5 are read and written by
-the Rust core; hdf5 through h5py, imported only when an HDF5 file is opened.
+the Rust core; hdf5 through h5py, imported only when an HDF5 file is opened. zarr and n5 also
+open URLs (``s3://``, ``gs://``, ``http(s)://`` read-only; see ``bioimage_py.io.location``), and
+zarr opens zip files (``vol.zarr.zip``, read-only).
 """
 from __future__ import annotations
 
