@@ -424,6 +424,29 @@ def test_copy_local_to_s3_and_back(s3: S3Server, s3_bucket: str, tmp_path: Path,
     np.testing.assert_array_equal(open_source(tmp_path / "back.n5")[...], data)
 
 
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_forked_workers_after_remote_io(s3: S3Server, s3_bucket: str,
+                                        start_method: str) -> None:
+    """Workers forked after this process did remote I/O (its async runtime and connection pool
+    running) read and write S3 themselves, without hanging."""
+    ep = s3.endpoint_url
+    data = oracle(seed=24)
+    url = f"s3://{s3_bucket}/in.zarr"
+    peers.zarr_write(ep, url, data, chunks=CHUNKS)
+    src = open_source(url, endpoint_url=ep)
+    np.testing.assert_array_equal(src[0:8], data[0:8])  # the parent's runtime is up
+    context = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        got = pool.submit(peers.read_from_spec_json, src.to_spec().to_json(),
+                          (slice(8, 30),)).result(timeout=120)
+    np.testing.assert_array_equal(got, data[8:30])
+    out = f"s3://{s3_bucket}/out.zarr"
+    dst = create_array(out, shape=SHAPE, chunks=CHUNKS, dtype=data.dtype, endpoint_url=ep)
+    bp.copy(src, dst, job_type="subprocess", job_config={"start_method": start_method},
+            num_workers=2)
+    np.testing.assert_array_equal(peers.zarr_read(ep, out), data)
+
+
 def run_cli(*args: str, cwd: Path,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bioimage_py", *args], cwd=cwd,
