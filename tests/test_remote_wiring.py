@@ -387,6 +387,18 @@ def test_zipped_folder_opens(tmp_path, zarr_format):
 
 
 @needs_store_core
+def test_zipped_n5_is_probed(tmp_path):
+    data = np.arange(30, dtype="uint16").reshape(5, 6)
+    create_array(tmp_path / "v.n5", "raw", shape=data.shape, dtype=data.dtype)[...] = data
+    _zip_folder(tmp_path / "v.n5", tmp_path / "v.n5.zip")
+    source = open_source(tmp_path / "v.n5.zip")
+    assert source.format == "n5" and source.internal_path == "raw" and not source.writable
+    np.testing.assert_array_equal(source[...], data)
+    assert source.to_spec().params == {"format": "n5", "mode": "r"}
+    np.testing.assert_array_equal(from_spec(source.to_spec())[...], data)
+
+
+@needs_store_core
 def test_zip_container_lookups(tmp_path):
     data = np.ones((4, 4), "uint8")
     path = tmp_path / "c.zip"

@@ -17,6 +17,7 @@ from bioimage_py.io.location import (
     is_local,
     is_read_only_location,
     is_url,
+    is_zip,
     normalize_location,
     split_storage_options,
     store_kwargs,
@@ -106,7 +107,8 @@ def resolve_format(
 
     A URL's format comes from its suffix when a URL format claims it (``.zarr``, ``.n5``), else
     from the metadata keys at its root (``zarr.json``, ``.zgroup``, ``.zarray``: zarr;
-    ``attributes.json``: N5), read with ``storage_options``.
+    ``attributes.json``: N5), read with ``storage_options``. A zip file is a zarr store unless
+    its root holds N5 metadata only.
 
     Raises:
         ValueError: For an unknown format (``Unknown or unavailable format``) or an extension
@@ -118,9 +120,24 @@ def resolve_format(
     if format is not None:
         return resolve_format_name(format)
     path = as_path_str(path)
+    if ext is None and is_zip(path):
+        return _infer_zip_format(path)
     if ext is not None or not is_url(path):
         return infer_format(path, ext)
     return _infer_url_format(normalize_location(path), storage_options)
+
+
+def _infer_zip_format(path: str) -> str:
+    """The format of a zip file: zarr (what ``.zip`` is registered for), or N5 when the
+    archive's root holds N5 metadata and no zarr metadata."""
+    fmt = infer_format(path)
+    if fmt != "zarr" or not os.path.isfile(path):
+        return fmt
+    try:
+        found = [name for key, name in _PROBED_KEYS if _core.store_get(path, key) is not None]
+    except (OSError, ValueError):  # not a zip file: the opener reports it
+        return fmt
+    return found[0] if found else fmt
 
 
 def _infer_url_format(url: str, storage_options: dict[str, Any] | None) -> str:

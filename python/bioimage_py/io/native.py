@@ -314,7 +314,8 @@ def open_native_zarr(path: str, mode: str, **options: Any) -> Any:
 def open_native_n5(path: str, mode: str, **options: Any) -> Any:
     """Open an N5 container natively: its root dataset, or a ``NativeContainer``.
 
-    ``path``: a local folder or a URL. ``options``: ``chunk_cache_bytes``, ``missing_chunks``
-    (see ``NativeContainer``); for URLs ``endpoint_url``, ``region``, ``anonymous``.
+    ``path``: a local folder, a zip file (read-only) or a URL. ``options``:
+    ``chunk_cache_bytes``, ``missing_chunks`` (see ``NativeContainer``); for URLs
+    ``endpoint_url``, ``region``, ``anonymous``.
     """
     return _open_native(path, mode, "n5", **options)
