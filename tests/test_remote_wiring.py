@@ -636,3 +636,18 @@ def test_http_container_without_listing(http_server):
     with pytest.raises(ValueError, match="'a/nope' does not exist.*do not list keys"):
         open_source(f"{base}/g.zarr", "a/nope")
     assert open_file(f"{base}/g.zarr")["a"]["raw"].shape == data.shape
+
+
+@needs_store_core
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_over_http_opens_without_listing(http_server, zarr_format):
+    folder, base = http_server.new_folder(f"ome{zarr_format}")
+    image = np.arange(16 * 12, dtype="float32").reshape(16, 12)
+    write_ome_pyramid(image, folder / "img.ome.zarr", levels=2, zarr_format=zarr_format,
+                      voxel_size=(2.0, 0.5), unit="micrometer")
+    url = f"{base}/img.ome.zarr"
+    source = open_source(url)  # the metadata name the levels: no listing needed
+    assert source.internal_path == "s0" and not source.writable
+    np.testing.assert_array_equal(source[...], image)
+    assert source.ome["scale"] == [2.0, 0.5] and source.ome["axes"][0]["unit"] == "micrometer"
+    assert open_source(url, "s1").ome["scale"] == [4.0, 1.0]
