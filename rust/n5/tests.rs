@@ -1,3 +1,4 @@
+use std::fs;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
@@ -692,17 +693,25 @@ fn create_writes_the_container_and_guards_existing_data() {
         )
     };
     let array = create("a/b/data", false).unwrap();
-    let root_attributes = read_attributes(&root).unwrap().unwrap();
+    let root_attributes = read_attributes(&LocalStore::new(&root), "")
+        .unwrap()
+        .unwrap();
     assert_eq!(root_attributes["n5"], N5_VERSION);
     assert_eq!(
-        read_attributes(&root.join("a")).unwrap().unwrap(),
+        read_attributes(&LocalStore::new(&root), "a")
+            .unwrap()
+            .unwrap(),
         Map::new()
     );
     assert_eq!(
-        read_attributes(&root.join("a/b")).unwrap().unwrap(),
+        read_attributes(&LocalStore::new(&root), "a/b")
+            .unwrap()
+            .unwrap(),
         Map::new()
     );
-    let attributes = read_attributes(&root.join("a/b/data")).unwrap().unwrap();
+    let attributes = read_attributes(&LocalStore::new(&root), "a/b/data")
+        .unwrap()
+        .unwrap();
     assert_eq!(attributes["dimensions"], serde_json::json!([4, 4]));
     assert_eq!(
         attributes["compression"],
@@ -765,7 +774,9 @@ fn create_writes_the_container_and_guards_existing_data() {
     );
     create("other", false).unwrap();
     assert_eq!(
-        read_attributes(&root).unwrap().unwrap(),
+        read_attributes(&LocalStore::new(&root), "")
+            .unwrap()
+            .unwrap(),
         *serde_json::json!({"n5": "4.0.0", "x": 1})
             .as_object()
             .unwrap()
@@ -791,7 +802,9 @@ fn root_datasets_keep_the_version() {
     )
     .unwrap();
     array.write_region(&full_region(&[3]), &[1, 2, 3]).unwrap();
-    let attributes = read_attributes(&dir.0).unwrap().unwrap();
+    let attributes = read_attributes(&LocalStore::new(&dir.0), "")
+        .unwrap()
+        .unwrap();
     assert_eq!(attributes["n5"], N5_VERSION);
     assert_eq!(array.describe(), dir.0.display().to_string());
     assert_eq!(list_n5_arrays(&dir.0).unwrap(), vec![String::new()]);
@@ -805,7 +818,12 @@ fn root_datasets_keep_the_version() {
         true,
     )
     .unwrap();
-    assert_eq!(read_attributes(&dir.0).unwrap().unwrap()["n5"], N5_VERSION);
+    assert_eq!(
+        read_attributes(&LocalStore::new(&dir.0), "")
+            .unwrap()
+            .unwrap()["n5"],
+        N5_VERSION
+    );
     assert_eq!(read_all(&again), vec![0, 0, 0]);
     assert!(is_n5_container(&dir.0));
 }

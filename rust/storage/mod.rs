@@ -192,7 +192,7 @@ pub fn open_store(root: &std::path::Path, options: &StoreOptions) -> Result<Arc<
     if let Some(store) = open.get(&cache_key) {
         return Ok(Arc::clone(store));
     }
-    let store: Arc<dyn Store> = Arc::new(RemoteStore::open(&cache_key.0, options)?);
+    let store: Arc<dyn Store> = Arc::new(RemoteStore::open(url, options)?);
     if open.len() >= MAX_OPEN_STORES {
         open.clear();
     }

@@ -86,14 +86,15 @@ impl RemoteStore {
     /// Nothing is requested yet: a missing bucket or an unreachable server fails the first
     /// read, naming the URL.
     pub fn open(root: &str, options: &StoreOptions) -> Result<Self> {
-        let root = root.trim_end_matches('/').to_owned();
         let (scheme, rest) = if let Some(rest) = root.strip_prefix("s3://") {
             (Scheme::S3, rest)
         } else if let Some(rest) = root.strip_prefix("gs://") {
             (Scheme::Gcs, rest)
         } else {
-            (Scheme::Http, root.as_str())
+            (Scheme::Http, root)
         };
+        let rest = rest.trim_end_matches('/');
+        let root = root.trim_end_matches('/').to_owned();
         let (bucket, prefix) = match scheme {
             Scheme::Http => {
                 if options.region.is_some() || options.endpoint_url.is_some() {

@@ -106,9 +106,9 @@ fn local_store_reads_writes_lists_and_versions() {
 fn zip_store_reads_stored_and_deflated_entries_and_refuses_writes() {
     let dir = TempDir::new("zip_store");
     let path = dir.0.join("vol.zarr.zip");
-    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut writer = ::zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let stored = ::zip::write::SimpleFileOptions::default()
+        .compression_method(::zip::CompressionMethod::Stored);
     for (name, value) in [
         ("a/zarr.json", &b"{}"[..]),
         ("a/c/0", b"0123456789"),

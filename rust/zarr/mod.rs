@@ -386,6 +386,12 @@ impl ZarrArray {
         }
     }
 
+    /// The file (or URL) of stored chunk (shard) `chunk`, for tests that damage it.
+    #[cfg(test)]
+    fn stored_chunk_file(&self, chunk: &[u64]) -> std::path::PathBuf {
+        std::path::PathBuf::from(self.store.url(&self.stored_chunk_key(chunk)))
+    }
+
     /// The store key of stored chunk (shard) `chunk` of the zarr chunk grid.
     fn stored_chunk_key(&self, chunk: &[u64]) -> String {
         let key = self.array.chunk_key(chunk);

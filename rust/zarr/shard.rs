@@ -431,6 +431,10 @@ impl ZarrArray {
         let key = self.stored_chunk_key(&shard);
         let in_shard =
             |reason: String| self.corrupt(chunk, format!("in shard {shard:?}: {reason}"));
+        if !fetch {
+            // No ranged read validates a cached index here: the index is read afresh.
+            layout.lock().pop(&shard);
+        }
         // A shard replaced between reading its index and its chunk is re-indexed; one being
         // replaced over and over by writers is an error after a few attempts.
         for _ in 0..4 {

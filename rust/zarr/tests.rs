@@ -1,3 +1,4 @@
+use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -354,7 +355,7 @@ fn zarr_empty_chunks_are_deleted_unless_asked_to_store_them() {
         array.set_write_empty_chunks(false);
         array.write_chunk(&[0, 0, 0], &zeros).unwrap();
         assert!(!array.chunk_exists(&[0, 0, 0]).unwrap());
-        assert!(!array.stored_chunk_path(&[0, 0, 0]).exists(), "{key}");
+        assert!(!array.stored_chunk_file(&[0, 0, 0]).exists(), "{key}");
     }
 }
 
@@ -375,9 +376,9 @@ fn zarr_corrupt_chunks_are_errors_naming_the_chunk() {
             let values = data(DataType::UInt16, 60, 0);
             array.write_chunk(&[1, 1, 1], &values).unwrap();
             let stored = if matches!(layout, Layout3::Sharded) {
-                array.stored_chunk_path(&[0, 0, 0])
+                array.stored_chunk_file(&[0, 0, 0])
             } else {
-                array.stored_chunk_path(&[1, 1, 1])
+                array.stored_chunk_file(&[1, 1, 1])
             };
             let original = fs::read(&stored).unwrap();
             let damaged: Vec<Vec<u8>> = vec![
@@ -818,7 +819,7 @@ fn zarr_shards_with_the_index_at_the_start() {
     let reopened = ZarrArray::open(&dir.0, "s").unwrap();
     assert_eq!(read_all(&reopened, &oracle.full()), oracle.bytes);
     // The index really is at the start: its first entry points just past it.
-    let shard = fs::read(reopened.stored_chunk_path(&[0, 0, 0])).unwrap();
+    let shard = fs::read(reopened.stored_chunk_file(&[0, 0, 0])).unwrap();
     let index_nbytes = 16 * 2 * 2 * 2 + 4;
     let first = u64::from_le_bytes(shard[..8].try_into().unwrap());
     assert!(first == index_nbytes || first == u64::MAX, "{first}");
