@@ -242,6 +242,26 @@ def test_arrays_in_a_group(s3: S3Server, s3_bucket: str) -> None:
     assert "raw/s0" in str(info.value) and "labels" in str(info.value)
 
 
+def test_array_at_the_root_of_a_bucket(s3: S3Server, s3_bucket: str) -> None:
+    """``s3://bucket`` itself (no key prefix) holding an array: the format is probed."""
+    ep = s3.endpoint_url
+    data = oracle(seed=25)
+    url = f"s3://{s3_bucket}"
+    peers.zarr_write(ep, url, data, chunks=CHUNKS, shards=SHARDS)
+    assert "zarr.json" in s3.keys(s3_bucket)
+    src = open_source(url, endpoint_url=ep)
+    assert src.format == "zarr"
+    assert_reads_like(src, data)
+
+    other = s3.new_bucket("root-write")
+    dst = create_array(f"s3://{other}", shape=SHAPE, chunks=CHUNKS, dtype=data.dtype,
+                       format="zarr", zarr_format=2, endpoint_url=ep)
+    dst[...] = data
+    assert ".zarray" in s3.keys(other)
+    np.testing.assert_array_equal(peers.zarr_read(ep, f"s3://{other}"), data)
+    np.testing.assert_array_equal(peers.ts_read(ep, f"s3://{other}", "zarr"), data)
+
+
 def test_url_with_trailing_slash(s3: S3Server, s3_bucket: str) -> None:
     data = oracle(seed=6)
     url = f"s3://{s3_bucket}/vol.zarr"
