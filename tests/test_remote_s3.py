@@ -508,6 +508,27 @@ def test_cli_convert_with_aws_endpoint_url(s3: S3Server, s3_bucket: str, tmp_pat
     np.testing.assert_array_equal(peers.ts_read(ep, out, "n5"), data)
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_pyramid_on_s3(s3: S3Server, s3_bucket: str, zarr_format: int) -> None:
+    """An OME-Zarr pyramid written to S3 (``write_ome_pyramid``) opens at full resolution and at
+    every level by name, with its scales; zarr-python reads the levels too."""
+    from bioimage_py import write_ome_pyramid
+
+    ep = s3.endpoint_url
+    data = oracle((38, 30, 24), seed=26)  # even: every level exactly half the one above
+    url = f"s3://{s3_bucket}/image.ome.zarr"
+    write_ome_pyramid(data, url, levels=2, voxel_size=(2.0, 0.5, 0.5), unit="micrometer",
+                      zarr_format=zarr_format, chunks=CHUNKS, endpoint_url=ep)
+    full = open_source(url, endpoint_url=ep)
+    assert full.ome is not None and full.ome["levels"] == ["s0", "s1"]
+    assert full.ome["level"] == "s0" and full.ome["scale"] == [2.0, 0.5, 0.5]
+    assert_reads_like(full, data)
+    half = open_source(url, "s1", endpoint_url=ep)
+    assert half.shape == (19, 15, 12) and half.ome["scale"] == [4.0, 1.0, 1.0]
+    np.testing.assert_array_equal(half[...], data[::2, ::2, ::2])
+    np.testing.assert_array_equal(peers.zarr_read(ep, url, "s1"), data[::2, ::2, ::2])
+
+
 def test_aws_endpoint_url_environment(s3: S3Server, s3_bucket: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     data = oracle(seed=14)
