@@ -26,6 +26,9 @@ import cloudpickle
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import bioimage_py as bp
 from bioimage_py import create_array, open_source
@@ -418,6 +421,72 @@ def test_overwrite_and_list_more_than_a_thousand_keys(s3: S3Server, s3_bucket: s
                                   np.full(shape, 5, dtype=data.dtype))
     _core.store_delete_prefix(flat, "", storage_options=s3.storage_options)
     assert s3.keys(s3_bucket, "flat/") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: random basic indices read and write like numpy on S3.
+
+PROPERTY_SHAPE = (13, 11, 9)
+PROPERTY_KINDS = {"zarr-v2": ({"zarr_format": 2}, ".zarr", "zarr"),
+                  "zarr-v3-sharded": ({"zarr_format": 3, "shards": (8, 6, 6)}, ".zarr", "zarr3"),
+                  "n5": ({}, ".n5", "n5")}
+
+
+def step_free_index(shape: tuple[int, ...]) -> st.SearchStrategy:
+    """hypothesis' numpy basic indices (ints, slices, Ellipsis) without steps."""
+    def drop_steps(index: Any) -> Any:
+        if isinstance(index, slice):
+            return slice(index.start, index.stop)
+        if isinstance(index, tuple):
+            return tuple(drop_steps(i) for i in index)
+        return index
+
+    return hnp.basic_indices(shape, min_dims=0, allow_ellipsis=True).map(drop_steps)
+
+
+@pytest.fixture(scope="module")
+def s3_property_arrays(s3_server: S3Server) -> dict[str, tuple[Any, np.ndarray, Callable]]:
+    """Per kind: (our writable source on S3, its oracle, a peer reading it whole)."""
+    bucket = s3_server.new_bucket("properties")
+    ep = s3_server.endpoint_url
+    arrays = {}
+    for kind, (kwargs, suffix, driver) in PROPERTY_KINDS.items():
+        data = oracle(PROPERTY_SHAPE, np.int32, seed=27)
+        url = f"s3://{bucket}/{kind}{suffix}"
+        src = create_array(url, shape=PROPERTY_SHAPE, chunks=(4, 3, 3), dtype="int32",
+                           chunk_cache_bytes=2000, endpoint_url=ep, **kwargs)
+        src[...] = data
+
+        def peer(url: str = url, driver: str = driver) -> np.ndarray:
+            return peers.ts_read(ep, url, driver)
+
+        arrays[kind] = (src, data, peer)
+    return arrays
+
+
+@pytest.mark.parametrize("kind", list(PROPERTY_KINDS))
+@settings(max_examples=25, deadline=None)
+@given(index=step_free_index(PROPERTY_SHAPE))
+def test_random_regions_read_like_numpy(s3_property_arrays: Any, kind: str, index: Any) -> None:
+    src, data, _ = s3_property_arrays[kind]
+    expected = data[index]
+    actual = src[index]
+    assert np.shape(actual) == np.shape(expected)
+    assert np.asarray(actual).dtype == data.dtype
+    np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("kind", list(PROPERTY_KINDS))
+@settings(max_examples=12, deadline=None)
+@given(index=step_free_index(PROPERTY_SHAPE), seed=st.integers(0, 2**16))
+def test_random_region_writes_like_numpy(s3_property_arrays: Any, kind: str, index: Any,
+                                         seed: int) -> None:
+    src, data, peer = s3_property_arrays[kind]
+    value = oracle(data[index].shape, np.int32, seed) if data[index].ndim else np.int32(seed)
+    src[index] = value
+    data[index] = value
+    np.testing.assert_array_equal(src[...], data)  # through the (invalidated) cache
+    np.testing.assert_array_equal(peer(), data)  # what tensorstore reads from the server
 
 
 # ---------------------------------------------------------------------------------------------
