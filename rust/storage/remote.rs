@@ -194,8 +194,12 @@ impl RemoteStore {
         built.map_err(|e| invalid_url(&self.root, &e.to_string()))
     }
 
+    /// The object path of `key`, verbatim (`ObjectPath::from` would percent-encode `%`, `~`
+    /// and non-ASCII characters into the key itself); keys it cannot hold verbatim (control
+    /// characters) are encoded.
     fn path(&self, key: &str) -> ObjectPath {
-        ObjectPath::from(join_key(&self.prefix, key))
+        let key = join_key(&self.prefix, key);
+        ObjectPath::parse(&key).unwrap_or_else(|_| ObjectPath::from(key))
     }
 
     /// The error for a failed request on `key`: its kind tells missing, denied and unreachable

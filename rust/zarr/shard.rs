@@ -44,6 +44,9 @@ const ABSENT: u64 = u64::MAX;
 /// is read whole to find any one of them.
 pub(super) const MAX_INNER_CHUNKS: u64 = 1 << 24;
 
+/// A shard index as read: the shard's version, the entries, the shard's length.
+type IndexRead = (Version, Arc<Vec<u64>>, u64);
+
 struct CachedIndex {
     version: Version,
     /// The shard's length.
@@ -342,7 +345,7 @@ impl ShardLayout {
     }
 
     /// The cached index of shard `shard`: its version, its entries and the shard's length.
-    fn cached_index(&self, shard: &[u64]) -> Option<(Version, Arc<Vec<u64>>, u64)> {
+    fn cached_index(&self, shard: &[u64]) -> Option<IndexRead> {
         self.lock().get(shard).map(|cached| {
             (
                 cached.version.clone(),
@@ -359,7 +362,7 @@ impl ShardLayout {
         store: &dyn crate::storage::Store,
         key: &str,
         shard: &[u64],
-    ) -> Result<Option<std::result::Result<(Version, Arc<Vec<u64>>, u64), String>>> {
+    ) -> Result<Option<std::result::Result<IndexRead, String>>> {
         let range = if self.index_at_start {
             ByteRange::Bounded(0..self.index_nbytes)
         } else {
