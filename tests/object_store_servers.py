@@ -2,11 +2,14 @@
 
 Load it with ``pytest_plugins = ["object_store_servers"]`` in a test module. Fixtures:
 
+- ``aws_test_env`` (module): for the test module, dummy credentials in the environment
+  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` = ``TEST_SECRET``, ``AWS_REGION`` =
+  us-east-1) and no AWS profile, config file or endpoint override; put back after the module, so
+  other modules never see them. Every fixture below that talks to S3 uses it; a module whose
+  tests read S3 themselves marks them ``pytest.mark.usefixtures("aws_test_env")``.
 - ``s3_server`` (session): a moto S3 server (``moto[server]``) in a child process on a free port
-  of 127.0.0.1, stopped by its pid at the end of the session. For the session the environment
-  holds dummy credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` = ``TEST_SECRET``,
-  ``AWS_REGION`` = us-east-1) and no AWS profile, config file or endpoint override; everything is
-  put back afterwards. moto accepts any signed credentials and needs path-style addressing.
+  of 127.0.0.1, stopped by its pid at the end of the session. moto accepts any signed
+  credentials and needs path-style addressing.
 - ``s3_bucket`` (function): a fresh, empty bucket on ``s3_server``, named after the test.
 - ``s3_auth_server`` (session): a second moto server that checks credentials (moto's IAM): the
   session's credentials are unknown to it and denied; ``.access_key`` / ``.secret_key`` are a user
@@ -91,9 +94,11 @@ class S3Server:
         return {"endpoint_url": self.endpoint_url, "region": self.region}
 
     def client(self, **credentials: str) -> Any:
-        """A boto3 S3 client of this server (the environment's credentials unless given)."""
+        """A boto3 S3 client of this server (the test credentials unless given)."""
         import boto3
 
+        credentials = credentials or {"aws_access_key_id": TEST_ACCESS_KEY,
+                                      "aws_secret_access_key": TEST_SECRET}
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
                             **credentials)
 
@@ -181,9 +186,9 @@ def object_store_servers_script() -> ModuleType:
     return load_servers_script()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws_test_env() -> Iterator[dict[str, str]]:
-    """Dummy credentials and region in the environment for the session; no profile, config
+    """Dummy credentials and region in the environment for the test module; no profile, config
     file or endpoint override (all put back afterwards). Yields the variables set."""
     values = {"AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
               "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
@@ -200,7 +205,7 @@ def aws_test_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def s3_server(aws_test_env: dict[str, str]) -> Iterator[S3Server]:
+def s3_server() -> Iterator[S3Server]:
     """A moto S3 server in a child process (see the module docstring)."""
     script = load_servers_script()
     try:
@@ -214,13 +219,14 @@ def s3_server(aws_test_env: dict[str, str]) -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def s3_bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
+def s3_bucket(s3_server: S3Server, aws_test_env: dict[str, str],
+              request: pytest.FixtureRequest) -> str:
     """A fresh, empty bucket on ``s3_server``, named after the test."""
     return s3_server.new_bucket(request.node.name)
 
 
 @pytest.fixture(scope="session")
-def s3_auth_server(aws_test_env: dict[str, str]) -> Iterator[S3AuthServer]:
+def s3_auth_server() -> Iterator[S3AuthServer]:
     """A moto S3 server that denies the session's credentials (see the module docstring)."""
     import boto3
 
@@ -231,7 +237,8 @@ def s3_auth_server(aws_test_env: dict[str, str]) -> Iterator[S3AuthServer]:
     except script.ServerError as exc:
         pytest.fail(f"the authenticating moto S3 server did not start: {exc}", pytrace=False)
     try:
-        iam = boto3.client("iam", endpoint_url=process.url, region_name=REGION)
+        iam = boto3.client("iam", endpoint_url=process.url, region_name=REGION,
+                           aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key=TEST_SECRET)
         iam.create_user(UserName="allowed")
         iam.put_user_policy(UserName="allowed", PolicyName="s3-all", PolicyDocument=json.dumps({
             "Version": "2012-10-17",

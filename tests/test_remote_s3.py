@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the plugin module is loaded by pytest (pytest_plugins), not
     from object_store_servers import S3AuthServer, S3Server
 
 pytest_plugins = ["object_store_servers"]
+# Dummy AWS credentials in the environment while this module runs (and only then).
+pytestmark = pytest.mark.usefixtures("aws_test_env")
 
 SHAPE = (37, 29, 23)  # no chunk or shard divides it: edge chunks and partial shards everywhere
 CHUNKS = (8, 8, 8)
@@ -445,7 +447,8 @@ def step_free_index(shape: tuple[int, ...]) -> st.SearchStrategy:
 
 
 @pytest.fixture(scope="module")
-def s3_property_arrays(s3_server: S3Server) -> dict[str, tuple[Any, np.ndarray, Callable]]:
+def s3_property_arrays(s3_server: S3Server, aws_test_env: dict[str, str]
+                       ) -> dict[str, tuple[Any, np.ndarray, Callable]]:
     """Per kind: (our writable source on S3, its oracle, a peer reading it whole)."""
     bucket = s3_server.new_bucket("properties")
     ep = s3_server.endpoint_url
@@ -727,8 +730,7 @@ def test_unreachable_endpoint(s3_server: S3Server) -> None:
     assert "some-bucket" in str(exc), str(exc)
 
 
-def test_server_gone_while_reading(aws_test_env: dict[str, str],
-                                   object_store_servers_script: Any) -> None:
+def test_server_gone_while_reading(object_store_servers_script: Any) -> None:
     """A handle whose server stops answering: a ConnectionError naming the URL, not a hang."""
     data = oracle(seed=16)
     with object_store_servers_script.s3_server() as private:
