@@ -717,7 +717,7 @@ def bounded(call: Callable[[], Any], seconds: float = 120.0) -> BaseException:
     raise AssertionError("no error raised")
 
 
-def test_unreachable_endpoint(s3_server: S3Server) -> None:
+def test_unreachable_endpoint() -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     url = "s3://some-bucket/vol.zarr"
     exc = bounded(lambda: open_source(url, endpoint_url=endpoint))
