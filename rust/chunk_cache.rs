@@ -63,6 +63,12 @@ impl ChunkCache {
         self.lock()?.chunks.get(chunk).cloned()
     }
 
+    /// Whether `chunk` is cached (without making it the most recently used).
+    pub fn contains(&self, chunk: &[u64]) -> bool {
+        self.lock()
+            .is_some_and(|state| state.chunks.contains(chunk))
+    }
+
     /// Adds a decoded chunk, evicting the least recently used ones beyond the bound; a chunk
     /// larger than the whole bound is not kept.
     pub fn insert(&self, chunk: ChunkCoords, data: Arc<Vec<u8>>) {

@@ -49,7 +49,28 @@ pub trait ChunkedArray: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+
+    /// The encoded bytes of `chunks` fetched ahead of decoding, in fewer requests than one per
+    /// chunk (a remote sharded array coalesces the inner chunks of a shard); `None` when the
+    /// array fetches chunk by chunk. Chunks not in the result are read by `read_chunk`.
+    fn prefetch(&self, _chunks: &[Vec<u64>]) -> Result<Option<Prefetched>> {
+        Ok(None)
+    }
+
+    /// Decodes chunk `chunk` from bytes [`ChunkedArray::prefetch`] fetched (`None`: not stored)
+    /// into `out`, as `read_chunk` does.
+    fn decode_prefetched(
+        &self,
+        chunk: &[u64],
+        _encoded: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Result<bool> {
+        self.read_chunk(chunk, out)
+    }
 }
+
+/// Encoded chunks fetched ahead of decoding: `None` for a chunk that is not stored.
+pub type Prefetched = std::collections::HashMap<Vec<u64>, Option<Vec<u8>>>;
 
 /// How a missing chunk reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -501,13 +522,27 @@ fn with_decoded_chunk<R>(
     array: &dyn ChunkedArray,
     cache: Option<&ChunkCache>,
     populate: bool,
+    prefetched: Option<&Prefetched>,
     selection: &ChunkSelection,
     use_chunk: impl FnOnce(Decoded<'_>) -> Result<R>,
 ) -> Result<R> {
     if let Some(hit) = cache.and_then(|c| c.get(&selection.chunk_coords)) {
         return use_chunk(Decoded::Cached(hit));
     }
-    if !selection.is_complete_chunk() && !array.chunk_exists(&selection.chunk_coords)? {
+    let coords = &selection.chunk_coords;
+    let prefetched = prefetched.and_then(|p| p.get(coords));
+    let read = |buffer: &mut [u8]| match prefetched {
+        Some(encoded) => array.decode_prefetched(coords, encoded.as_deref(), buffer),
+        None => array.read_chunk(coords, buffer),
+    };
+    // Asking first costs a request on a remote store, more than the buffer it saves.
+    let known_missing = match prefetched {
+        Some(encoded) => encoded.is_none(),
+        None => {
+            !selection.is_complete_chunk() && !array.is_remote() && !array.chunk_exists(coords)?
+        }
+    };
+    if known_missing {
         return use_chunk(Decoded::Missing);
     }
     let len = chunk_bytes(array, selection)?;
@@ -520,7 +555,7 @@ fn with_decoded_chunk<R>(
     };
     if let Some(cache) = cache.filter(|_| populate) {
         let mut buffer = buffer::zeroed(len, purpose)?;
-        if !array.read_chunk(&selection.chunk_coords, &mut buffer)? {
+        if !read(&mut buffer)? {
             return use_chunk(Decoded::Missing);
         }
         let buffer = Arc::new(buffer);
@@ -529,7 +564,7 @@ fn with_decoded_chunk<R>(
     }
     SCRATCH.with_borrow_mut(|scratch| {
         buffer::resize(scratch, len, purpose)?;
-        let result = if array.read_chunk(&selection.chunk_coords, &mut scratch[..len])? {
+        let result = if read(&mut scratch[..len])? {
             use_chunk(Decoded::Scratch(&scratch[..len]))
         } else {
             use_chunk(Decoded::Missing)
@@ -567,45 +602,61 @@ pub fn read_region_into(
     // the cache, which would evict most of it (a full-volume read would double its memory).
     let populate =
         cache.is_some_and(|c| out.len() <= c.capacity_bytes() / 4) && !chunks.all_complete();
+    let prefetched = if array.is_remote() && chunks.len() > 1 {
+        let wanted: Vec<Vec<u64>> = (0..chunks.len())
+            .map(|index| chunks.coords(index))
+            .filter(|coords| cache.is_none_or(|c| !c.contains(coords)))
+            .collect();
+        array.prefetch(&wanted)?
+    } else {
+        None
+    };
     let shared = SharedOut(out.as_mut_ptr());
     let read_one = |selection: &ChunkSelection| -> Result<()> {
         let chunk_shape = region_shape(&selection.chunk_region);
-        with_decoded_chunk(array, cache, populate, selection, |decoded| {
-            let out = shared;
-            match (decoded.bytes(), missing) {
-                // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape`
-                // elements (checked above); the selections are inside both; distinct chunks
-                // write disjoint boxes of `out` (see `SharedOut`).
-                (Some(data), _) => unsafe {
-                    copy_box(
-                        data.as_ptr(),
-                        &chunk_shape,
-                        &selection.chunk_selection,
-                        out.0,
-                        &out_shape,
-                        &selection.out_selection,
-                        itemsize,
-                    );
-                },
-                // Only the selection is filled: a missing chunk needs no chunk-sized buffer.
-                // SAFETY: as above; `fill_value` is one element of `itemsize` bytes.
-                (None, MissingChunks::Fill) => unsafe {
-                    fill_box(
-                        out.0,
-                        &out_shape,
-                        &selection.out_selection,
-                        array.fill_value(),
-                    );
-                },
-                (None, MissingChunks::Error) => {
-                    return Err(Error::MissingChunk {
-                        array: array.describe(),
-                        chunk: selection.chunk_coords.clone(),
-                    })
+        with_decoded_chunk(
+            array,
+            cache,
+            populate,
+            prefetched.as_ref(),
+            selection,
+            |decoded| {
+                let out = shared;
+                match (decoded.bytes(), missing) {
+                    // SAFETY: `data` holds the chunk's clipped region; `out` holds `out_shape`
+                    // elements (checked above); the selections are inside both; distinct chunks
+                    // write disjoint boxes of `out` (see `SharedOut`).
+                    (Some(data), _) => unsafe {
+                        copy_box(
+                            data.as_ptr(),
+                            &chunk_shape,
+                            &selection.chunk_selection,
+                            out.0,
+                            &out_shape,
+                            &selection.out_selection,
+                            itemsize,
+                        );
+                    },
+                    // Only the selection is filled: a missing chunk needs no chunk-sized buffer.
+                    // SAFETY: as above; `fill_value` is one element of `itemsize` bytes.
+                    (None, MissingChunks::Fill) => unsafe {
+                        fill_box(
+                            out.0,
+                            &out_shape,
+                            &selection.out_selection,
+                            array.fill_value(),
+                        );
+                    },
+                    (None, MissingChunks::Error) => {
+                        return Err(Error::MissingChunk {
+                            array: array.describe(),
+                            chunk: selection.chunk_coords.clone(),
+                        })
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     };
     chunks.try_for_each(array.is_remote(), read_one)
 }

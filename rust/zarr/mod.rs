@@ -26,7 +26,7 @@ use zarrs::storage::store::MemoryStore;
 
 use crate::buffer;
 use crate::chunked::{
-    check_region, copy_box, region_bytes, ChunkSelection, ChunkedArray, RegionChunks,
+    check_region, copy_box, region_bytes, ChunkSelection, ChunkedArray, Prefetched, RegionChunks,
 };
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
@@ -704,6 +704,33 @@ impl ChunkedArray for ZarrArray {
 
     fn is_remote(&self) -> bool {
         self.store.is_remote()
+    }
+
+    fn prefetch(&self, chunks: &[Vec<u64>]) -> Result<Option<Prefetched>> {
+        match &self.layout {
+            // One object per chunk: nothing to coalesce.
+            Layout::Chunked(_) => Ok(None),
+            Layout::Sharded(layout) => self.prefetch_inner_chunks(layout, chunks).map(Some),
+        }
+    }
+
+    fn decode_prefetched(
+        &self,
+        chunk: &[u64],
+        encoded: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Result<bool> {
+        let region = self.chunk_region(chunk)?;
+        self.check_buffer(chunk, &region, out.len())?;
+        let Some(encoded) = encoded else {
+            return Ok(false);
+        };
+        let codec = match &self.layout {
+            Layout::Chunked(codec) => codec,
+            Layout::Sharded(layout) => &layout.inner,
+        };
+        self.decode_clipped(codec, chunk, encoded, &region, out)?;
+        Ok(true)
     }
 
     fn write_region(&self, region: &[Range<u64>], data: &[u8]) -> Result<()> {

@@ -32,7 +32,7 @@ use super::codec::{ChunkCodec, DecodeError};
 use super::pipeline::{produce_and_store, Stored};
 use super::{with_scratch, ZarrArray};
 use crate::buffer;
-use crate::chunked::{copy_box, fill_box, ChunkSelection, RegionChunks};
+use crate::chunked::{copy_box, fill_box, ChunkSelection, Prefetched, RegionChunks};
 use crate::error::{Error, Result};
 use crate::storage::{ByteRange, Fetched, Version};
 use crate::thread_pool;
@@ -404,6 +404,47 @@ impl ShardLayout {
     }
 }
 
+/// Byte ranges of one shard closer than this are fetched in one read (as `object_store`'s
+/// `get_ranges` coalesces): a request costs more than a megabyte of bytes in between.
+const COALESCE_GAP: u64 = 1 << 20;
+
+/// The spans to read for `ranges` (`None`: nothing to read): sorted, overlapping or close ones
+/// merged.
+fn coalesce(ranges: &[Option<Range<u64>>]) -> Vec<Range<u64>> {
+    let mut sorted: Vec<Range<u64>> = ranges.iter().flatten().cloned().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut spans: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for range in sorted {
+        match spans.last_mut() {
+            Some(last) if range.start <= last.end.saturating_add(COALESCE_GAP) => {
+                last.end = last.end.max(range.end);
+            }
+            _ => spans.push(range),
+        }
+    }
+    spans
+}
+
+/// Each range's bytes out of the fetched span holding it (`None` stays `None`).
+fn cut_spans(
+    ranges: &[Option<Range<u64>>],
+    spans: &[Range<u64>],
+    fetched: &[Vec<u8>],
+) -> Vec<Option<Vec<u8>>> {
+    ranges
+        .iter()
+        .map(|range| {
+            let range = range.as_ref()?;
+            let (span, bytes) = spans
+                .iter()
+                .zip(fetched)
+                .find(|(span, _)| span.start <= range.start && range.end <= span.end)?;
+            let start = (range.start - span.start) as usize;
+            Some(bytes[start..start + (range.end - range.start) as usize].to_vec())
+        })
+        .collect()
+}
+
 fn index_data_type() -> ZarrsDataType {
     zarrs::array::data_type::uint64()
 }
@@ -422,77 +463,206 @@ enum Slot<'a> {
 }
 
 impl ZarrArray {
-    /// The encoded bytes of inner chunk `chunk`, `None` when the shard or the chunk is not
-    /// stored. With `fetch` false, only whether it is stored (`Some(empty)`).
+    /// The encoded bytes of the inner chunks `chunks` (all in shard `shard`), `None` for one
+    /// that is not stored. Their byte ranges are coalesced (gaps up to [`COALESCE_GAP`]) into
+    /// few ranged reads, each on the condition that the shard is the version its index was
+    /// read from. With `fetch` false, only whether each is stored (`Some(empty)`).
+    fn inner_chunks_bytes(
+        &self,
+        layout: &ShardLayout,
+        shard: &[u64],
+        chunks: &[Vec<u64>],
+        fetch: bool,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let key = self.stored_chunk_key(shard);
+        let in_shard = |chunk: &[u64], reason: String| {
+            self.corrupt(chunk, format!("in shard {shard:?}: {reason}"))
+        };
+        let first = chunks.first().map_or(&[][..], Vec::as_slice);
+        let remote = self.store.is_remote();
+        if !fetch && remote {
+            // No ranged read validates a cached index here: the index is read afresh.
+            layout.lock().pop(shard);
+        }
+        // A shard replaced between reading its index and its chunks is re-indexed; one being
+        // replaced over and over by writers is an error after a few attempts.
+        let wants_most = fetch && 2 * chunks.len() >= layout.num_inner();
+        'attempt: for _ in 0..4 {
+            let cached = match layout.cached_index(shard) {
+                Some(cached) => cached,
+                // Most of a shard not indexed yet: one read of the whole shard, not one of its
+                // index and then its chunks (a request costs more than a few unread bytes).
+                None if wants_most && remote => {
+                    return self.whole_shard_chunks(layout, shard, chunks)
+                }
+                None => match layout.read_index(self.store.as_ref(), &key, shard)? {
+                    None => return Ok(vec![None; chunks.len()]),
+                    Some(Err(reason)) => return Err(in_shard(first, reason)),
+                    Some(Ok(read)) => read,
+                },
+            };
+            let (version, entries, total_len) = cached;
+            let ranges = self.chunk_ranges(layout, shard, chunks, &entries, total_len)?;
+            if !fetch {
+                if !remote {
+                    // The cached index is checked against the file (an empty ranged read).
+                    let check = ByteRange::Bounded(0..0);
+                    match self.store.get_range(&key, check, Some(&version))? {
+                        Fetched::Bytes { .. } => {}
+                        Fetched::Missing => {
+                            layout.lock().pop(shard);
+                            return Ok(vec![None; chunks.len()]);
+                        }
+                        Fetched::Changed => {
+                            layout.lock().pop(shard);
+                            continue 'attempt;
+                        }
+                    }
+                }
+                return Ok(ranges
+                    .iter()
+                    .map(|r| r.as_ref().map(|_| Vec::new()))
+                    .collect());
+            }
+            let spans = coalesce(&ranges);
+            let mut fetched = Vec::with_capacity(spans.len());
+            for span in &spans {
+                let requested = ByteRange::Bounded(span.clone());
+                match self.store.get_range(&key, requested, Some(&version))? {
+                    Fetched::Bytes { bytes, .. } if bytes.len() as u64 == span.end - span.start => {
+                        fetched.push(bytes)
+                    }
+                    Fetched::Bytes { bytes, .. } => {
+                        return Err(in_shard(
+                            first,
+                            format!("bytes {span:?} of the shard read as {} bytes", bytes.len()),
+                        ))
+                    }
+                    Fetched::Missing => {
+                        layout.lock().pop(shard);
+                        return Ok(vec![None; chunks.len()]);
+                    }
+                    Fetched::Changed => {
+                        layout.lock().pop(shard);
+                        continue 'attempt;
+                    }
+                }
+            }
+            return Ok(cut_spans(&ranges, &spans, &fetched));
+        }
+        Err(in_shard(
+            first,
+            "the shard kept changing while it was read (replaced by another writer)".to_string(),
+        ))
+    }
+
+    /// The byte ranges of the inner chunks `chunks` of shard `shard` in its `entries` (the
+    /// shard holding `total_len` bytes), checked; `None` for an absent chunk.
+    fn chunk_ranges(
+        &self,
+        layout: &ShardLayout,
+        shard: &[u64],
+        chunks: &[Vec<u64>],
+        entries: &[u64],
+        total_len: u64,
+    ) -> Result<Vec<Option<Range<u64>>>> {
+        chunks
+            .iter()
+            .map(|chunk| {
+                let (_, position) = layout.locate(chunk);
+                let range = layout
+                    .entry(entries, position, total_len)
+                    .map_err(|reason| {
+                        self.corrupt(chunk, format!("in shard {shard:?}: {reason}"))
+                    })?;
+                if let Some(range) = &range {
+                    let len = range.end - range.start;
+                    if len > layout.inner.max_encoded_len() {
+                        return Err(self.corrupt(
+                            chunk,
+                            format!(
+                                "its shard index gives it {len} bytes, more than any encoding \
+                                 of a {}-byte chunk",
+                                layout.inner.nbytes()
+                            ),
+                        ));
+                    }
+                }
+                Ok(range)
+            })
+            .collect()
+    }
+
+    /// The inner chunks `chunks` out of one read of the whole shard `shard`.
+    fn whole_shard_chunks(
+        &self,
+        layout: &ShardLayout,
+        shard: &[u64],
+        chunks: &[Vec<u64>],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let key = self.stored_chunk_key(shard);
+        let first = chunks.first().map_or(&[][..], Vec::as_slice);
+        let in_shard =
+            |reason: String| self.corrupt(first, format!("in shard {shard:?}: {reason}"));
+        let max_len = (layout.num_inner() as u64)
+            .saturating_mul(layout.inner.max_encoded_len())
+            .saturating_add(layout.index_nbytes);
+        let too_long = |len| {
+            in_shard(format!(
+                "the shard holds {len} bytes, more than a valid shard can"
+            ))
+        };
+        let Some(bytes) = self.store.get(&key, max_len, &too_long)? else {
+            return Ok(vec![None; chunks.len()]);
+        };
+        let total_len = bytes.len() as u64;
+        let index = layout.index_range(total_len).map_err(&in_shard)?;
+        let entries = layout
+            .decode_index(&bytes[index.start as usize..index.end as usize])
+            .map_err(&in_shard)?;
+        let ranges = self.chunk_ranges(layout, shard, chunks, &entries, total_len)?;
+        Ok(cut_spans(&ranges, &[0..total_len], &[bytes]))
+    }
+
+    /// The encoded bytes of inner chunk `chunk` (see [`ZarrArray::inner_chunks_bytes`]).
     fn inner_chunk_bytes(
         &self,
         layout: &ShardLayout,
         chunk: &[u64],
         fetch: bool,
     ) -> Result<Option<Vec<u8>>> {
-        let (shard, position) = layout.locate(chunk);
-        let key = self.stored_chunk_key(&shard);
-        let in_shard =
-            |reason: String| self.corrupt(chunk, format!("in shard {shard:?}: {reason}"));
-        if !fetch {
-            // No ranged read validates a cached index here: the index is read afresh.
-            layout.lock().pop(&shard);
+        let (shard, _) = layout.locate(chunk);
+        let mut bytes = self.inner_chunks_bytes(layout, &shard, &[chunk.to_vec()], fetch)?;
+        Ok(bytes.pop().flatten())
+    }
+
+    /// The encoded inner chunks `chunks`, fetched shard by shard, the shards in parallel on
+    /// the I/O pool.
+    pub(super) fn prefetch_inner_chunks(
+        &self,
+        layout: &ShardLayout,
+        chunks: &[Vec<u64>],
+    ) -> Result<Prefetched> {
+        let mut by_shard: std::collections::BTreeMap<Vec<u64>, Vec<Vec<u64>>> =
+            std::collections::BTreeMap::new();
+        for chunk in chunks {
+            by_shard
+                .entry(layout.locate(chunk).0)
+                .or_default()
+                .push(chunk.clone());
         }
-        // A shard replaced between reading its index and its chunk is re-indexed; one being
-        // replaced over and over by writers is an error after a few attempts.
-        for _ in 0..4 {
-            let cached = match layout.cached_index(&shard) {
-                Some(cached) => cached,
-                None => match layout.read_index(self.store.as_ref(), &key, &shard)? {
-                    None => return Ok(None),
-                    Some(Err(reason)) => return Err(in_shard(reason)),
-                    Some(Ok(read)) => read,
-                },
-            };
-            let (version, entries, total_len) = cached;
-            let range = layout
-                .entry(&entries, position, total_len)
-                .map_err(in_shard)?;
-            let Some(range) = range else {
-                return Ok(None);
-            };
-            let len = range.end - range.start;
-            if len > layout.inner.max_encoded_len() {
-                return Err(self.corrupt(
-                    chunk,
-                    format!(
-                        "its shard index gives it {len} bytes, more than any encoding of a \
-                         {}-byte chunk",
-                        layout.inner.nbytes()
-                    ),
-                ));
-            }
-            if !fetch {
-                return Ok(Some(Vec::new()));
-            }
-            let requested = ByteRange::Bounded(range.clone());
-            match self.store.get_range(&key, requested, Some(&version))? {
-                Fetched::Bytes { bytes, .. } if bytes.len() as u64 == len => {
-                    return Ok(Some(bytes))
-                }
-                Fetched::Bytes { bytes, .. } => {
-                    return Err(in_shard(format!(
-                        "bytes {range:?} of the shard read as {} bytes",
-                        bytes.len()
-                    )))
-                }
-                Fetched::Missing => {
-                    layout.lock().pop(&shard);
-                    return Ok(None);
-                }
-                Fetched::Changed => {
-                    layout.lock().pop(&shard);
-                }
-            }
-        }
-        Err(in_shard(
-            "the shard kept changing while it was read (replaced by another writer)".to_string(),
-        ))
+        let shards: Vec<(Vec<u64>, Vec<Vec<u64>>)> = by_shard.into_iter().collect();
+        let fetched = thread_pool::io_thread_pool()?.install(|| {
+            shards
+                .par_iter()
+                .map(|(shard, chunks)| self.inner_chunks_bytes(layout, shard, chunks, true))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(shards
+            .into_iter()
+            .zip(fetched)
+            .flat_map(|((_, chunks), bytes)| chunks.into_iter().zip(bytes))
+            .collect())
     }
 
     pub(super) fn read_inner_chunk(
