@@ -292,7 +292,8 @@ def _open_in_store(
         )
     container = NativeContainer(path, format, mode, **options, storage_options=storage_options)
     if kind == "array":
-        return container[""]
+        # Known to be an array: opened without asking the store again (a request per open).
+        return container._open(path, "", read_only=mode == "r", **options, **store)
     return container
 
 
