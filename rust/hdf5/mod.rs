@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hdf5_metno as h5;
+use hdf5_metno::datatype::ByteOrder;
 use hdf5_metno::filters::Filter;
-use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5_metno::types::{CompoundType, FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayViewD, IxDyn};
 
@@ -179,12 +180,12 @@ macro_rules! numeric_element {
 }
 /// Integers must fit exactly; an integral float is accepted.
 fn int_fill<T: TryFrom<i128>>(fill: FillScalar) -> Option<T> {
-    match fill {
+    match fill.real()? {
         FillScalar::Int(value) => T::try_from(value).ok(),
         FillScalar::Float(value) if value.fract() == 0.0 && value.abs() < 1e38 => {
             T::try_from(value as i128).ok()
         }
-        FillScalar::Float(_) => None,
+        FillScalar::Float(_) | FillScalar::Complex(..) => None,
     }
 }
 
@@ -202,15 +203,70 @@ impl FromF64 for f64 {
     }
 }
 
+/// A complex value fits only with a zero imaginary part.
 fn float_fill<T: FromF64>(fill: FillScalar) -> Option<T> {
-    Some(T::from_f64(match fill {
-        FillScalar::Int(value) => value as f64,
-        FillScalar::Float(value) => value,
-    }))
+    Some(T::from_f64(fill.real()?.parts().0))
 }
 
 numeric_element!(int_fill: i8, i16, i32, i64, u8, u16, u32, u64);
 numeric_element!(float_fill: f32, f64);
+
+impl FromF64 for half::f16 {
+    fn from_f64(value: f64) -> Self {
+        half::f16::from_f64(value)
+    }
+}
+
+impl Element for half::f16 {
+    /// A finite value beyond float16's range does not fit.
+    fn from_fill(fill: FillScalar) -> Option<Self> {
+        let value: half::f16 = float_fill(fill)?;
+        let wanted = fill.parts().0;
+        (value.is_finite() || !wanted.is_finite()).then_some(value)
+    }
+    fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+        bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_ne_bytes([b[0], b[1]]))
+            .collect()
+    }
+    fn to_bytes(values: &[Self], out: &mut [u8]) {
+        for (o, v) in out.chunks_exact_mut(2).zip(values) {
+            o.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+}
+
+/// complex64 / complex128: h5py's compound `{r, i}`, laid out as numpy's complex numbers.
+macro_rules! complex_element {
+    ($($t:ty),*) => {$(
+        impl Element for num_complex::Complex<$t> {
+            fn from_fill(fill: FillScalar) -> Option<Self> {
+                let (re, im) = fill.parts();
+                Some(Self::new(re as $t, im as $t))
+            }
+            fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+                const PART: usize = size_of::<$t>();
+                bytes
+                    .chunks_exact(2 * PART)
+                    .map(|b| {
+                        let re = <$t>::from_ne_bytes(b[..PART].try_into().unwrap());
+                        let im = <$t>::from_ne_bytes(b[PART..].try_into().unwrap());
+                        Self::new(re, im)
+                    })
+                    .collect()
+            }
+            fn to_bytes(values: &[Self], out: &mut [u8]) {
+                const PART: usize = size_of::<$t>();
+                for (o, v) in out.chunks_exact_mut(2 * PART).zip(values) {
+                    o[..PART].copy_from_slice(&v.re.to_ne_bytes());
+                    o[PART..].copy_from_slice(&v.im.to_ne_bytes());
+                }
+            }
+        }
+    )*};
+}
+complex_element!(f32, f64);
 
 impl Element for bool {
     fn from_fill(fill: FillScalar) -> Option<Self> {
@@ -242,6 +298,8 @@ fn to_usize(values: &[u64]) -> Vec<usize> {
     values.iter().map(|&v| v as usize).collect()
 }
 
+/// Our type for an HDF5 type (a compound type only in h5py's complex layout, see
+/// [`complex_of`]).
 fn dtype_of(descriptor: &TypeDescriptor) -> Option<DataType> {
     Some(match descriptor {
         TypeDescriptor::Boolean => DataType::Bool,
@@ -253,10 +311,53 @@ fn dtype_of(descriptor: &TypeDescriptor) -> Option<DataType> {
         TypeDescriptor::Unsigned(IntSize::U2) => DataType::UInt16,
         TypeDescriptor::Unsigned(IntSize::U4) => DataType::UInt32,
         TypeDescriptor::Unsigned(IntSize::U8) => DataType::UInt64,
+        TypeDescriptor::Float(FloatSize::U2) => DataType::Float16,
         TypeDescriptor::Float(FloatSize::U4) => DataType::Float32,
         TypeDescriptor::Float(FloatSize::U8) => DataType::Float64,
+        TypeDescriptor::Compound(compound) => return complex_of(compound),
         _ => return None,
     })
+}
+
+/// complex64 / complex128 for h5py's complex layout: a compound of two floats of one size named
+/// `r` and `i` (h5py's default `complex_names`), at offsets 0 and that size, and nothing else.
+fn complex_of(compound: &CompoundType) -> Option<DataType> {
+    let [re, im] = compound.fields.as_slice() else {
+        return None;
+    };
+    let (re, im) = if re.offset <= im.offset {
+        (re, im)
+    } else {
+        (im, re)
+    };
+    let (dtype, part) = match re.ty {
+        TypeDescriptor::Float(FloatSize::U4) => (DataType::Complex64, 4),
+        TypeDescriptor::Float(FloatSize::U8) => (DataType::Complex128, 8),
+        _ => return None,
+    };
+    let layout = (re.name.as_str(), re.offset, im.name.as_str(), im.offset);
+    (layout == ("r", 0, "i", part) && im.ty == re.ty && compound.size == 2 * part).then_some(dtype)
+}
+
+/// Whether a 2-byte HDF5 float is IEEE half precision (h5py's float16: sign bit 15, exponent
+/// bits 10..15 with bias 15, mantissa bits 0..10), not some other 16-bit float layout.
+fn is_ieee_half(datatype: &h5::Datatype) -> bool {
+    use hdf5_metno_sys::h5t::{H5Tget_ebias, H5Tget_fields};
+    let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0, 0, 0, 0, 0);
+    // SAFETY: `datatype` is a live datatype id; the out-pointers are valid locals. The library
+    // lock is held for the calls.
+    let (status, bias) = h5::sync::sync(|| unsafe {
+        let status = H5Tget_fields(
+            datatype.id(),
+            &mut spos,
+            &mut epos,
+            &mut esize,
+            &mut mpos,
+            &mut msize,
+        );
+        (status, H5Tget_ebias(datatype.id()))
+    });
+    status >= 0 && (spos, epos, esize, mpos, msize, bias) == (15, 10, 5, 0, 10, 15)
 }
 
 /// The decode steps of a filter pipeline, `None` when one filter is not implemented here.
@@ -331,10 +432,11 @@ fn strip_fletcher32(input: &[u8]) -> std::result::Result<&[u8], String> {
     }
 }
 
-/// Reverses the bytes of every element (to or from the other byte order).
-fn swap_bytes(data: &mut [u8], itemsize: usize) {
-    if itemsize > 1 {
-        data.chunks_exact_mut(itemsize).for_each(<[u8]>::reverse);
+/// Reverses the bytes of every scalar of `size` bytes (to or from the other byte order): of
+/// every element, or of each part of a complex number (`DataType::component_size`).
+fn swap_bytes(data: &mut [u8], size: usize) {
+    if size > 1 {
+        data.chunks_exact_mut(size).for_each(<[u8]>::reverse);
     }
 }
 
@@ -466,22 +568,37 @@ impl Hdf5Array {
             path: describe.clone(),
             reason,
         };
-        let (dtype, native_order, shape, fill, chunks, filters) =
+        let (dtype, native_order, library_only, shape, fill, chunks, filters) =
             file.with_dataset(key, |dataset| {
                 let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
                 let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
-                let dtype = dtype_of(&descriptor).ok_or_else(|| {
-                    meta(format!(
-                        "unsupported HDF5 datatype {descriptor:?}; supported: {}",
-                        DataType::ALL.map(DataType::name).join(", ")
-                    ))
-                })?;
-                let native = if cfg!(target_endian = "little") {
-                    h5::datatype::ByteOrder::LittleEndian
-                } else {
-                    h5::datatype::ByteOrder::BigEndian
+                let dtype = match dtype_of(&descriptor) {
+                    Some(DataType::Float16) if !is_ieee_half(&datatype) => {
+                        return Err(meta(
+                            "unsupported HDF5 datatype: a 2-byte float that is not IEEE half \
+                             precision (float16)"
+                                .to_owned(),
+                        ))
+                    }
+                    Some(dtype) => dtype,
+                    None => {
+                        return Err(meta(format!(
+                            "unsupported HDF5 datatype {descriptor:?}; supported: {} (complex \
+                             as h5py writes it: a compound {{r, i}} of two float32 or float64)",
+                            DataType::ALL.map(DataType::name).join(", ")
+                        )))
+                    }
                 };
-                let native_order = dtype.size() == 1 || datatype.byte_order() == native;
+                let (native, swapped) = if cfg!(target_endian = "little") {
+                    (ByteOrder::LittleEndian, ByteOrder::BigEndian)
+                } else {
+                    (ByteOrder::BigEndian, ByteOrder::LittleEndian)
+                };
+                let order = datatype.byte_order();
+                let native_order = dtype.size() == 1 || order == native;
+                // Neither native nor plainly swapped (a complex number with parts in different
+                // byte orders): leave every conversion to the library.
+                let library_only = !native_order && order != swapped;
                 let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
                 if shape.is_empty() {
                     return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
@@ -502,13 +619,21 @@ impl Hdf5Array {
                     Some(_) => Some(dcpl.get_filters().map_err(|e| meta(e.to_string()))?),
                     None => None,
                 };
-                Ok((dtype, native_order, shape, fill, chunks, filters))
+                Ok((
+                    dtype,
+                    native_order,
+                    library_only,
+                    shape,
+                    fill,
+                    chunks,
+                    filters,
+                ))
             })?;
         let (chunk_shape, storage) = match (chunks, filters) {
             (Some(chunks), Some(filters)) => {
                 let storage = Storage::Chunked {
                     index: RwLock::new(HashMap::new()),
-                    pipeline: pipeline_of(&filters),
+                    pipeline: pipeline_of(&filters).filter(|_| !library_only),
                 };
                 (chunks.iter().map(|&c| c as u64).collect(), storage)
             }
@@ -941,7 +1066,7 @@ impl ChunkedArray for Hdf5Array {
                 if region_shape == self.chunk_shape {
                     self.decode_into(chunk, entry, &steps, out)?;
                     if !self.native_order {
-                        swap_bytes(out, itemsize);
+                        swap_bytes(out, self.dtype.component_size());
                     }
                     return Ok(true);
                 }
@@ -966,7 +1091,7 @@ impl ChunkedArray for Hdf5Array {
                         );
                     }
                     if !self.native_order {
-                        swap_bytes(out, itemsize);
+                        swap_bytes(out, self.dtype.component_size());
                     }
                     Ok(true)
                 })

@@ -26,6 +26,17 @@ fn element(dtype: DataType, i: usize) -> Vec<u8> {
         DataType::UInt64 => ((i as u64) << 33).to_ne_bytes().to_vec(),
         DataType::Float32 => (i as f32 * 0.25 - 3.0).to_ne_bytes().to_vec(),
         DataType::Float64 => (i as f64 * -1.5e-3).to_ne_bytes().to_vec(),
+        DataType::Float16 => half::f16::from_f64(i as f64 * 0.5 - 100.0)
+            .to_ne_bytes()
+            .to_vec(),
+        DataType::Complex64 => [i as f32 * 0.25, -(i as f32) * 3.0]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
+        DataType::Complex128 => [i as f64 * -1.5e-3, i as f64 * 1e200]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
     }
 }
 

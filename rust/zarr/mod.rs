@@ -182,10 +182,11 @@ fn read_array_metadata(store: &dyn Store, node: &str) -> Result<ArrayMetadata> {
 /// Our type for a zarrs data type, `None` for the ones native arrays do not support.
 fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
     use zarrs::array::data_type::{
-        BoolDataType, Float32DataType, Float64DataType, Int16DataType, Int32DataType,
-        Int64DataType, Int8DataType, UInt16DataType, UInt32DataType, UInt64DataType, UInt8DataType,
+        BoolDataType, Complex128DataType, Complex64DataType, Float16DataType, Float32DataType,
+        Float64DataType, Int16DataType, Int32DataType, Int64DataType, Int8DataType, UInt16DataType,
+        UInt32DataType, UInt64DataType, UInt8DataType,
     };
-    let table: [(bool, DataType); 11] = [
+    let table: [(bool, DataType); 14] = [
         (data_type.is::<BoolDataType>(), DataType::Bool),
         (data_type.is::<Int8DataType>(), DataType::Int8),
         (data_type.is::<Int16DataType>(), DataType::Int16),
@@ -195,8 +196,11 @@ fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
         (data_type.is::<UInt16DataType>(), DataType::UInt16),
         (data_type.is::<UInt32DataType>(), DataType::UInt32),
         (data_type.is::<UInt64DataType>(), DataType::UInt64),
+        (data_type.is::<Float16DataType>(), DataType::Float16),
         (data_type.is::<Float32DataType>(), DataType::Float32),
         (data_type.is::<Float64DataType>(), DataType::Float64),
+        (data_type.is::<Complex64DataType>(), DataType::Complex64),
+        (data_type.is::<Complex128DataType>(), DataType::Complex128),
     ];
     table
         .into_iter()
