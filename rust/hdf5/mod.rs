@@ -518,7 +518,7 @@ impl Hdf5Array {
                 let mut bytes = vec![0u8; dtype.size()];
                 let value = T::from_fill(value).ok_or_else(|| {
                     Error::InvalidArgument(format!(
-                        "fill value {value:?} does not fit dtype {} of {describe}",
+                        "fill value {value} does not fit dtype {} of {describe}",
                         dtype.name()
                     ))
                 })?;

@@ -255,7 +255,10 @@ impl std::fmt::Display for FillScalar {
         match self {
             FillScalar::Int(v) => write!(f, "{v}"),
             FillScalar::Float(v) => write!(f, "{v}"),
-            FillScalar::Complex(re, im) if *im < 0.0 => write!(f, "({re}-{}j)", -im),
+            // Python's spelling, `(1+2j)`.
+            FillScalar::Complex(re, im) if im.is_sign_negative() => {
+                write!(f, "({re}-{}j)", -im)
+            }
             FillScalar::Complex(re, im) => write!(f, "({re}+{im}j)"),
         }
     }
