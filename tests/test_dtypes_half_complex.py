@@ -226,6 +226,25 @@ def test_we_write_zarr_python_reads(tmp_path, kind, dtype, fill):
     assert_equal(open_native(path)[...], expected)  # reopened: no cache, same bytes
 
 
+@pytest.mark.parametrize("dtype", ["<f2", "<c8", ">c16"])
+@pytest.mark.parametrize("fill", [None, "NaN", [0.5, "-Infinity"], 0], ids=str)
+def test_v2_fill_value_spellings_as_zarr_python_reads_them(tmp_path, dtype, fill):
+    """``null`` (no fill value: zeros), strings, ``[re, im]`` pairs; what zarr-python refuses
+    (a scalar for complex, a pair for float16) is a ValueError naming the file."""
+    path = tmp_path / "a.zarr"
+    path.mkdir()
+    (path / ".zarray").write_text(json.dumps({
+        "zarr_format": 2, "shape": [3], "chunks": [2], "dtype": dtype, "compressor": None,
+        "fill_value": fill, "order": "C", "filters": None}))
+    try:
+        theirs = zarr.open_array(str(path), mode="r")[...]
+    except (TypeError, ValueError):
+        with pytest.raises(ValueError, match=rf"{path}.*fill value"):
+            bp.open_source(path)
+        return
+    assert_equal(open_native(path)[...], theirs.astype(np.dtype(dtype).newbyteorder("=")))
+
+
 @pytest.mark.parametrize("kind", ZARR_KINDS)
 def test_fill_value_metadata_matches_zarr_python(tmp_path, kind):
     """Our ``fill_value`` JSON is zarr-python's, strings for NaN / Infinity and ``[re, im]``

@@ -136,6 +136,18 @@ fn integral_v2_fill_value(metadata: &mut Map<String, Value>) {
     metadata.insert("fill_value".to_string(), replacement);
 }
 
+/// A v2 complex array's `"fill_value": null` (no fill value, which zarr-python reads as zeros,
+/// as zarrs does for the other types) replaced by `[0.0, 0.0]`, the one form zarrs takes.
+fn complex_v2_null_fill_value(metadata: &mut Map<String, Value>) {
+    let complex = metadata
+        .get("dtype")
+        .and_then(Value::as_str)
+        .is_some_and(|dtype| dtype.chars().nth(1) == Some('c'));
+    if complex && metadata.get("fill_value").is_some_and(Value::is_null) {
+        metadata.insert("fill_value".to_string(), serde_json::json!([0.0, 0.0]));
+    }
+}
+
 /// The array metadata of the zarr node in `dir`: `zarr.json` (v3, which takes precedence, as
 /// in zarrs and zarr-python) or `.zarray` (v2). User attributes are neither parsed nor needed,
 /// so however they are nested, the array opens. Every problem is an error naming the file.
@@ -174,6 +186,7 @@ fn read_array_metadata(store: &dyn Store, node: &str) -> Result<ArrayMetadata> {
         ));
     };
     integral_v2_fill_value(&mut members);
+    complex_v2_null_fill_value(&mut members);
     serde_json::from_value::<ArrayMetadataV2>(Value::Object(members))
         .map(ArrayMetadata::V2)
         .map_err(|e| invalid(&v2_path, format!("invalid zarr v2 array metadata: {e}")))
