@@ -7,8 +7,10 @@ compound ``{r, i}``. Fill values include NaN, infinities and complex ``[re, im]`
 them. The N5 spec defines none of these types: creating or opening such a dataset is a
 ``ValueError`` naming the path and the dtype. Real files in ``tmp_path``, numpy as the oracle.
 
-Pairs not tested: z5py (N5 only, which has no such types); h5py's HDF5 2.0 native complex class
-(``H5T_COMPLEX``), which h5py does not write (it writes the compound).
+Pairs not tested, because the peer cannot do them: z5py and tensorstore's N5 driver (N5 has no
+such types; tensorstore refuses ``"dataType": "float16"`` / ``"complex64"`` as the spec does);
+HDF5 2.0's native complex class (``H5T_COMPLEX``) is read and written in native byte order
+only (written by h5py's low-level API, as its high-level one writes the compound).
 """
 from __future__ import annotations
 
@@ -574,6 +576,59 @@ def test_mixed_byte_order_complex_is_read_through_the_library(tmp_path):
             complex_back = np.empty(SHAPE, np.complex64)
             complex_back.real, complex_back.imag = back["r"], back["i"]
             assert_equal(complex_back, written)
+
+
+NATIVE_COMPLEX = {"complex64": "COMPLEX_IEEE_F32", "complex128": "COMPLEX_IEEE_F64"}
+
+
+def native_complex_dataset(f: h5py.File, name: str, dtype: str, order: str, data, layout: str):
+    """A dataset of HDF5 2.0's own complex class (``H5T_COMPLEX``), which h5py writes only
+    through its low-level API."""
+    tid = getattr(h5py.h5t, NATIVE_COMPLEX[dtype] + ("LE" if order == "<" else "BE"))
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if layout != "contiguous":
+        dcpl.set_chunk(CHUNKS)
+        if layout == "shuffle-gzip":
+            dcpl.set_shuffle()
+        dcpl.set_deflate(4)
+    space = h5py.h5s.create_simple(SHAPE)
+    dset = h5py.h5d.create(f.id, name.encode(), tid, space, dcpl=dcpl)
+    dset.write(h5py.h5s.ALL, h5py.h5s.ALL,
+               np.ascontiguousarray(data, np.dtype(dtype).newbyteorder(order)), mtype=tid)
+
+
+@pytest.mark.parametrize(("layout", "dtype"), list(itertools.product(
+    ["contiguous", "gzip", "shuffle-gzip"], NATIVE_COMPLEX)))
+def test_hdf5_native_complex_class_both_ways(tmp_path, layout, dtype):
+    """HDF5 2.0's ``H5T_COMPLEX`` in native byte order reads as complex numbers and takes
+    writes (the library converts them from h5py's compound); h5py reads the result."""
+    path = tmp_path / "a.h5"
+    data = oracle(SHAPE, dtype, seed=8)
+    with h5py.File(path, "w") as f:
+        native_complex_dataset(f, "d", dtype, "<", data, layout)
+        assert f["d"].id.get_type().get_class() == h5py.h5t.COMPLEX
+    src = open_native(path, "d", mode="r+")
+    assert src.dtype == np.dtype(dtype)
+    assert_equal(src[...], data)
+    new = oracle(SHAPE, dtype, seed=9)
+    where = upper_region(SHAPE)
+    src[where] = new[where]
+    data[where] = new[where]
+    assert_equal(src[...], data)
+    del src
+    with h5py.File(path, "r") as f:
+        assert f["d"].id.get_type().get_class() == h5py.h5t.COMPLEX
+        assert_equal(f["d"][...].astype(dtype), data)
+
+
+def test_hdf5_native_complex_class_in_the_other_byte_order_is_refused(tmp_path):
+    """The library does not convert a big-endian ``H5T_COMPLEX`` to the compound: a clear
+    ValueError at open rather than an error on some later read or write."""
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        native_complex_dataset(f, "be", "complex64", ">", oracle(SHAPE, "complex64"), "gzip")
+    with pytest.raises(ValueError, match=r"a\.h5:be.*complex class in BigEndian byte order"):
+        _core.open_hdf5(str(path), "be")
 
 
 @pytest.mark.parametrize("fields", [

@@ -339,25 +339,65 @@ fn complex_of(compound: &CompoundType) -> Option<DataType> {
     (layout == ("r", 0, "i", part) && im.ty == re.ty && compound.size == 2 * part).then_some(dtype)
 }
 
-/// Whether a 2-byte HDF5 float is IEEE half precision (h5py's float16: sign bit 15, exponent
-/// bits 10..15 with bias 15, mantissa bits 0..10), not some other 16-bit float layout.
-fn is_ieee_half(datatype: &h5::Datatype) -> bool {
-    use hdf5_metno_sys::h5t::{H5Tget_ebias, H5Tget_fields};
+/// The bit layout of the float type `id`: size in bytes, sign bit, exponent position and size,
+/// mantissa position and size, exponent bias; `None` when `id` is no float type.
+fn float_layout(id: hdf5_metno_sys::h5i::hid_t) -> Option<[usize; 7]> {
+    use hdf5_metno_sys::h5t::{
+        H5T_class_t, H5Tget_class, H5Tget_ebias, H5Tget_fields, H5Tget_size,
+    };
     let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0, 0, 0, 0, 0);
-    // SAFETY: `datatype` is a live datatype id; the out-pointers are valid locals. The library
-    // lock is held for the calls.
-    let (status, bias) = h5::sync::sync(|| unsafe {
-        let status = H5Tget_fields(
-            datatype.id(),
-            &mut spos,
-            &mut epos,
-            &mut esize,
-            &mut mpos,
-            &mut msize,
-        );
-        (status, H5Tget_ebias(datatype.id()))
-    });
-    status >= 0 && (spos, epos, esize, mpos, msize, bias) == (15, 10, 5, 0, 10, 15)
+    // SAFETY: `id` is a live datatype id; the out-pointers are valid locals. The library lock
+    // is held for the calls.
+    h5::sync::sync(|| unsafe {
+        if H5Tget_class(id) != H5T_class_t::H5T_FLOAT {
+            return None;
+        }
+        let status = H5Tget_fields(id, &mut spos, &mut epos, &mut esize, &mut mpos, &mut msize);
+        (status >= 0).then(|| {
+            let (size, bias) = (H5Tget_size(id), H5Tget_ebias(id));
+            [size, spos, epos, esize, mpos, msize, bias]
+        })
+    })
+}
+
+/// IEEE 754 half, single and double precision (h5py's float16 is the first).
+const IEEE_HALF: [usize; 7] = [2, 15, 10, 5, 0, 10, 15];
+const IEEE_SINGLE: [usize; 7] = [4, 31, 23, 8, 0, 23, 127];
+const IEEE_DOUBLE: [usize; 7] = [8, 63, 52, 11, 0, 52, 1023];
+
+/// Whether a 2-byte HDF5 float is IEEE half precision, not some other 16-bit float layout.
+fn is_ieee_half(datatype: &h5::Datatype) -> bool {
+    float_layout(datatype.id()) == Some(IEEE_HALF)
+}
+
+/// For HDF5 2.0's own complex class (`H5T_COMPLEX`, which `hdf5-metno` cannot describe):
+/// complex64 / complex128 for parts of IEEE float32 / float64 (the layout of h5py's compound,
+/// and the library converts between the two), `Err` for other parts; `None` for other classes.
+fn native_complex_of(datatype: &h5::Datatype) -> Option<std::result::Result<DataType, String>> {
+    use hdf5_metno_sys::h5t::{H5T_class_t, H5Tclose, H5Tget_class, H5Tget_super};
+    // SAFETY: `datatype` is a live datatype id; the id `H5Tget_super` returns is closed here
+    // and nowhere else. The library lock is held for the calls.
+    let parts = h5::sync::sync(|| unsafe {
+        if H5Tget_class(datatype.id()) != H5T_class_t::H5T_COMPLEX {
+            return None;
+        }
+        let part = H5Tget_super(datatype.id());
+        if part < 0 {
+            return Some(None);
+        }
+        let layout = float_layout(part);
+        H5Tclose(part);
+        Some(layout)
+    })?;
+    Some(match parts {
+        Some(IEEE_SINGLE) => Ok(DataType::Complex64),
+        Some(IEEE_DOUBLE) => Ok(DataType::Complex128),
+        Some([size, ..]) => Err(format!(
+            "unsupported HDF5 datatype: complex numbers of {size}-byte floats (supported: parts \
+             of IEEE float32 or float64)"
+        )),
+        None => Err("unsupported HDF5 datatype: a complex type without a float base".to_owned()),
+    })
 }
 
 /// The decode steps of a filter pipeline, `None` when one filter is not implemented here.
@@ -571,22 +611,31 @@ impl Hdf5Array {
         let (dtype, native_order, library_only, shape, fill, chunks, filters) =
             file.with_dataset(key, |dataset| {
                 let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
-                let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
-                let dtype = match dtype_of(&descriptor) {
-                    Some(DataType::Float16) if !is_ieee_half(&datatype) => {
-                        return Err(meta(
-                            "unsupported HDF5 datatype: a 2-byte float that is not IEEE half \
-                             precision (float16)"
-                                .to_owned(),
-                        ))
-                    }
-                    Some(dtype) => dtype,
+                let native_complex = native_complex_of(&datatype);
+                let is_native_complex = native_complex.is_some();
+                let dtype = match native_complex {
+                    Some(complex) => complex.map_err(meta)?,
                     None => {
-                        return Err(meta(format!(
-                            "unsupported HDF5 datatype {descriptor:?}; supported: {} (complex \
-                             as h5py writes it: a compound {{r, i}} of two float32 or float64)",
-                            DataType::ALL.map(DataType::name).join(", ")
-                        )))
+                        let descriptor =
+                            datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
+                        match dtype_of(&descriptor) {
+                            Some(DataType::Float16) if !is_ieee_half(&datatype) => {
+                                return Err(meta(
+                                    "unsupported HDF5 datatype: a 2-byte float that is not IEEE \
+                                     half precision (float16)"
+                                        .to_owned(),
+                                ))
+                            }
+                            Some(dtype) => dtype,
+                            None => {
+                                return Err(meta(format!(
+                                    "unsupported HDF5 datatype {descriptor:?}; supported: {} \
+                                     (complex as h5py writes it: a compound {{r, i}} of two \
+                                     float32 or float64)",
+                                    DataType::ALL.map(DataType::name).join(", ")
+                                )))
+                            }
+                        }
                     }
                 };
                 let (native, swapped) = if cfg!(target_endian = "little") {
@@ -599,6 +648,14 @@ impl Hdf5Array {
                 // Neither native nor plainly swapped (a complex number with parts in different
                 // byte orders): leave every conversion to the library.
                 let library_only = !native_order && order != swapped;
+                if is_native_complex && !native_order {
+                    // The library converts `H5T_COMPLEX` to h5py's compound (our element type
+                    // for its API) only in the same byte order.
+                    return Err(meta(format!(
+                        "unsupported HDF5 datatype: HDF5's complex class in {order:?} byte \
+                         order (supported in native byte order, or as h5py's compound {{r, i}})"
+                    )));
+                }
                 let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
                 if shape.is_empty() {
                     return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
