@@ -18,6 +18,12 @@
 //! process and opened without HDF5's file locks: see [`file`].
 //!
 //! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
+//!
+//! Element types: integers, bool (h5py's enum), floats (float16 as HDF5's IEEE half type, as
+//! h5py writes it), and complex64 / complex128 as h5py's compound `{r, i}` of two floats, which
+//! is what datasets are created with (HDF5 2.0's own complex class is read and written too, in
+//! native byte order). Stored bytes in the other byte order are swapped per float, so each part
+//! of a complex number on its own.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
