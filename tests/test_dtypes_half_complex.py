@@ -23,8 +23,9 @@ import h5py
 import numpy as np
 import pytest
 import tensorstore as ts
+import numcodecs
 import zarr
-from zarr.codecs import BytesCodec
+from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, TransposeCodec
 
 import bioimage_py as bp
 from bioimage_py import _core, create_array
@@ -205,6 +206,35 @@ def test_zarr_python_big_endian_we_read_and_write_back(tmp_path, kind, dtype):
     expected[where] = new[where]
     assert_equal(src[...], expected)
     assert_equal(zarr.open_array(str(path), mode="r")[...].astype(dtype), expected)
+
+
+ZARR_CODECS = {
+    "v2-order-F-blosc-shuffle": (2, dict(order="F", compressors=numcodecs.Blosc(
+        "lz4", 5, numcodecs.Blosc.SHUFFLE))),
+    "v2-blosc-bitshuffle": (2, dict(compressors=numcodecs.Blosc(
+        "zstd", 3, numcodecs.Blosc.BITSHUFFLE))),
+    "v3-transpose-gzip": (3, dict(filters=[TransposeCodec(order=(2, 0, 1))],
+                                  compressors=GzipCodec(level=5))),
+    "v3-blosc-shuffle": (3, dict(compressors=BloscCodec(cname="zstd", shuffle="shuffle"))),
+}
+
+
+@pytest.mark.parametrize(("codecs", "dtype"), list(itertools.product(ZARR_CODECS, DTYPES)))
+def test_zarr_python_codecs_we_read_and_write_back(tmp_path, codecs, dtype):
+    """Element-sized codecs (blosc's shuffle, transposes) take a complex number as one element."""
+    zarr_format, options = ZARR_CODECS[codecs]
+    fill = special_fill(dtype)
+    path = tmp_path / "a.zarr"
+    data, expected, region = partially_written(SHAPE, dtype, fill)
+    z = zarr_python_array(path, "v2" if zarr_format == 2 else "v3", dtype, fill, **options)
+    z[region] = data[region]
+    src = open_native(path, mode="r+")
+    assert_equal(src[...], expected)
+    new = oracle(SHAPE, dtype, seed=7)
+    where = upper_region(SHAPE)
+    src[where] = new[where]
+    expected[where] = new[where]
+    assert_equal(zarr.open_array(str(path), mode="r")[...], expected)
 
 
 @pytest.mark.parametrize(("kind", "dtype", "fill"), list(kind_dtype_fill(ZARR_KINDS)))
