@@ -278,7 +278,9 @@ class NativeArray:
     @property
     def ndim(self) -> int: ...
     @property
-    def dtype(self) -> np.dtype: ...
+    def dtype(self) -> np.dtype:
+        """bool, int8-64, uint8-64, float16, float32, float64, complex64 or complex128 (N5 has no
+        bool, float16 or complex types; HDF5 complex is h5py's compound ``{r, i}``)."""
     @property
     def chunks(self) -> tuple[int, ...]:
         """The read/write chunk: the inner chunk of a sharded zarr array, an N5 block, an HDF5
@@ -324,12 +326,14 @@ def open_zarr(
 def create_zarr(
     root: str, key: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: str,
     zarr_format: int = 3, shards: Sequence[int] | None = None, compression: str = "zstd",
-    compression_level: int | None = None, fill_value: int | float = 0, overwrite: bool = False,
-    chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
+    compression_level: int | None = None, fill_value: int | float | complex = 0,
+    overwrite: bool = False, chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
     storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
     """Create a zarr array (groups on the way are created) and open it writable (a folder or
-    an ``s3://`` / ``gs://`` URL; zip files and ``http(s)://`` raise PermissionError)."""
+    an ``s3://`` / ``gs://`` URL; zip files and ``http(s)://`` raise PermissionError).
+    ``dtype``: a numpy name (bool, int8-64, uint8-64, float16/32/64, complex64/128);
+    ``fill_value`` must be representable in it (a complex number only for complex dtypes)."""
 
 def open_n5(
     root: str, key: str, *, read_only: bool = True, chunk_cache_bytes: int = ...,
@@ -343,7 +347,8 @@ def create_n5(
     chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
     storage_options: dict[str, Any] | None = None,
 ) -> NativeArray:
-    """Create an N5 dataset (shape and chunks in numpy order) and open it writable."""
+    """Create an N5 dataset (shape and chunks in numpy order) and open it writable. N5 defines
+    no bool, float16 or complex data types: those raise ``ValueError``."""
 
 def list_zarr_arrays(root: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """Keys of the zarr arrays below ``root``, sorted; ``""`` for an array at the root.
@@ -414,12 +419,14 @@ def open_hdf5(
 def create_hdf5(
     path: str, key: str, *, shape: Sequence[int], chunks: Sequence[int] | None, dtype: str,
     compression: str = "gzip", compression_level: int | None = None, shuffle: bool = False,
-    fill_value: int | float | None = None, overwrite: bool = False,
+    fill_value: int | float | complex | None = None, overwrite: bool = False,
     chunk_cache_bytes: int = ..., missing_chunks: str = "fill",
 ) -> NativeArray:
     """Create dataset ``key`` (and its groups) in the HDF5 file at ``path`` (created when
     missing) and open it writable. ``compression``: ``"gzip"`` (level 0-9, default 4),
-    ``"lzf"`` or ``"raw"``; ``chunks=None`` makes a contiguous dataset (no compression)."""
+    ``"lzf"`` or ``"raw"``; ``chunks=None`` makes a contiguous dataset (no compression).
+    float16 is stored as HDF5's IEEE half type and complex64 / complex128 as h5py's compound
+    ``{r, i}``, so h5py reads them back as numpy float16 / complex arrays."""
 
 def list_hdf5_arrays(path: str, key: str = "") -> list[str]:
     """Paths of the datasets below group ``key`` of the HDF5 file at ``path``, sorted."""

@@ -18,6 +18,12 @@
 //! process and opened without HDF5's file locks: see [`file`].
 //!
 //! HDF5 edge chunks are stored full size (unlike N5): they are decoded whole and clipped.
+//!
+//! Element types: integers, bool (h5py's enum), floats (float16 as HDF5's IEEE half type, as
+//! h5py writes it), and complex64 / complex128 as h5py's compound `{r, i}` of two floats, which
+//! is what datasets are created with (HDF5 2.0's own complex class is read and written too, in
+//! native byte order). Stored bytes in the other byte order are swapped per float, so each part
+//! of a complex number on its own.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -30,8 +36,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hdf5_metno as h5;
+use hdf5_metno::datatype::ByteOrder;
 use hdf5_metno::filters::Filter;
-use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5_metno::types::{CompoundType, FloatSize, IntSize, TypeDescriptor};
 use hdf5_metno::{Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayViewD, IxDyn};
 
@@ -179,12 +186,12 @@ macro_rules! numeric_element {
 }
 /// Integers must fit exactly; an integral float is accepted.
 fn int_fill<T: TryFrom<i128>>(fill: FillScalar) -> Option<T> {
-    match fill {
+    match fill.real()? {
         FillScalar::Int(value) => T::try_from(value).ok(),
         FillScalar::Float(value) if value.fract() == 0.0 && value.abs() < 1e38 => {
             T::try_from(value as i128).ok()
         }
-        FillScalar::Float(_) => None,
+        FillScalar::Float(_) | FillScalar::Complex(..) => None,
     }
 }
 
@@ -202,15 +209,70 @@ impl FromF64 for f64 {
     }
 }
 
+/// A complex value fits only with a zero imaginary part.
 fn float_fill<T: FromF64>(fill: FillScalar) -> Option<T> {
-    Some(T::from_f64(match fill {
-        FillScalar::Int(value) => value as f64,
-        FillScalar::Float(value) => value,
-    }))
+    Some(T::from_f64(fill.real()?.parts().0))
 }
 
 numeric_element!(int_fill: i8, i16, i32, i64, u8, u16, u32, u64);
 numeric_element!(float_fill: f32, f64);
+
+impl FromF64 for half::f16 {
+    fn from_f64(value: f64) -> Self {
+        half::f16::from_f64(value)
+    }
+}
+
+impl Element for half::f16 {
+    /// A finite value beyond float16's range does not fit.
+    fn from_fill(fill: FillScalar) -> Option<Self> {
+        let value: half::f16 = float_fill(fill)?;
+        let wanted = fill.parts().0;
+        (value.is_finite() || !wanted.is_finite()).then_some(value)
+    }
+    fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+        bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_ne_bytes([b[0], b[1]]))
+            .collect()
+    }
+    fn to_bytes(values: &[Self], out: &mut [u8]) {
+        for (o, v) in out.chunks_exact_mut(2).zip(values) {
+            o.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+}
+
+/// complex64 / complex128: h5py's compound `{r, i}`, laid out as numpy's complex numbers.
+macro_rules! complex_element {
+    ($($t:ty),*) => {$(
+        impl Element for num_complex::Complex<$t> {
+            fn from_fill(fill: FillScalar) -> Option<Self> {
+                let (re, im) = fill.parts();
+                Some(Self::new(re as $t, im as $t))
+            }
+            fn from_bytes(bytes: &[u8]) -> Vec<Self> {
+                const PART: usize = size_of::<$t>();
+                bytes
+                    .chunks_exact(2 * PART)
+                    .map(|b| {
+                        let re = <$t>::from_ne_bytes(b[..PART].try_into().unwrap());
+                        let im = <$t>::from_ne_bytes(b[PART..].try_into().unwrap());
+                        Self::new(re, im)
+                    })
+                    .collect()
+            }
+            fn to_bytes(values: &[Self], out: &mut [u8]) {
+                const PART: usize = size_of::<$t>();
+                for (o, v) in out.chunks_exact_mut(2 * PART).zip(values) {
+                    o[..PART].copy_from_slice(&v.re.to_ne_bytes());
+                    o[PART..].copy_from_slice(&v.im.to_ne_bytes());
+                }
+            }
+        }
+    )*};
+}
+complex_element!(f32, f64);
 
 impl Element for bool {
     fn from_fill(fill: FillScalar) -> Option<Self> {
@@ -242,6 +304,8 @@ fn to_usize(values: &[u64]) -> Vec<usize> {
     values.iter().map(|&v| v as usize).collect()
 }
 
+/// Our type for an HDF5 type (a compound type only in h5py's complex layout, see
+/// [`complex_of`]).
 fn dtype_of(descriptor: &TypeDescriptor) -> Option<DataType> {
     Some(match descriptor {
         TypeDescriptor::Boolean => DataType::Bool,
@@ -253,9 +317,92 @@ fn dtype_of(descriptor: &TypeDescriptor) -> Option<DataType> {
         TypeDescriptor::Unsigned(IntSize::U2) => DataType::UInt16,
         TypeDescriptor::Unsigned(IntSize::U4) => DataType::UInt32,
         TypeDescriptor::Unsigned(IntSize::U8) => DataType::UInt64,
+        TypeDescriptor::Float(FloatSize::U2) => DataType::Float16,
         TypeDescriptor::Float(FloatSize::U4) => DataType::Float32,
         TypeDescriptor::Float(FloatSize::U8) => DataType::Float64,
+        TypeDescriptor::Compound(compound) => return complex_of(compound),
         _ => return None,
+    })
+}
+
+/// complex64 / complex128 for h5py's complex layout: a compound of two floats of one size named
+/// `r` and `i` (h5py's default `complex_names`), at offsets 0 and that size, and nothing else.
+fn complex_of(compound: &CompoundType) -> Option<DataType> {
+    let [re, im] = compound.fields.as_slice() else {
+        return None;
+    };
+    let (re, im) = if re.offset <= im.offset {
+        (re, im)
+    } else {
+        (im, re)
+    };
+    let (dtype, part) = match re.ty {
+        TypeDescriptor::Float(FloatSize::U4) => (DataType::Complex64, 4),
+        TypeDescriptor::Float(FloatSize::U8) => (DataType::Complex128, 8),
+        _ => return None,
+    };
+    let layout = (re.name.as_str(), re.offset, im.name.as_str(), im.offset);
+    (layout == ("r", 0, "i", part) && im.ty == re.ty && compound.size == 2 * part).then_some(dtype)
+}
+
+/// The bit layout of the float type `id`: size in bytes, sign bit, exponent position and size,
+/// mantissa position and size, exponent bias; `None` when `id` is no float type.
+fn float_layout(id: hdf5_metno_sys::h5i::hid_t) -> Option<[usize; 7]> {
+    use hdf5_metno_sys::h5t::{
+        H5T_class_t, H5Tget_class, H5Tget_ebias, H5Tget_fields, H5Tget_size,
+    };
+    let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0, 0, 0, 0, 0);
+    // SAFETY: `id` is a live datatype id; the out-pointers are valid locals. The library lock
+    // is held for the calls.
+    h5::sync::sync(|| unsafe {
+        if H5Tget_class(id) != H5T_class_t::H5T_FLOAT {
+            return None;
+        }
+        let status = H5Tget_fields(id, &mut spos, &mut epos, &mut esize, &mut mpos, &mut msize);
+        (status >= 0).then(|| {
+            let (size, bias) = (H5Tget_size(id), H5Tget_ebias(id));
+            [size, spos, epos, esize, mpos, msize, bias]
+        })
+    })
+}
+
+/// IEEE 754 half, single and double precision (h5py's float16 is the first).
+const IEEE_HALF: [usize; 7] = [2, 15, 10, 5, 0, 10, 15];
+const IEEE_SINGLE: [usize; 7] = [4, 31, 23, 8, 0, 23, 127];
+const IEEE_DOUBLE: [usize; 7] = [8, 63, 52, 11, 0, 52, 1023];
+
+/// Whether a 2-byte HDF5 float is IEEE half precision, not some other 16-bit float layout.
+fn is_ieee_half(datatype: &h5::Datatype) -> bool {
+    float_layout(datatype.id()) == Some(IEEE_HALF)
+}
+
+/// For HDF5 2.0's own complex class (`H5T_COMPLEX`, which `hdf5-metno` cannot describe):
+/// complex64 / complex128 for parts of IEEE float32 / float64 (the layout of h5py's compound,
+/// and the library converts between the two), `Err` for other parts; `None` for other classes.
+fn native_complex_of(datatype: &h5::Datatype) -> Option<std::result::Result<DataType, String>> {
+    use hdf5_metno_sys::h5t::{H5T_class_t, H5Tclose, H5Tget_class, H5Tget_super};
+    // SAFETY: `datatype` is a live datatype id; the id `H5Tget_super` returns is closed here
+    // and nowhere else. The library lock is held for the calls.
+    let parts = h5::sync::sync(|| unsafe {
+        if H5Tget_class(datatype.id()) != H5T_class_t::H5T_COMPLEX {
+            return None;
+        }
+        let part = H5Tget_super(datatype.id());
+        if part < 0 {
+            return Some(None);
+        }
+        let layout = float_layout(part);
+        H5Tclose(part);
+        Some(layout)
+    })?;
+    Some(match parts {
+        Some(IEEE_SINGLE) => Ok(DataType::Complex64),
+        Some(IEEE_DOUBLE) => Ok(DataType::Complex128),
+        Some([size, ..]) => Err(format!(
+            "unsupported HDF5 datatype: complex numbers of {size}-byte floats (supported: parts \
+             of IEEE float32 or float64)"
+        )),
+        None => Err("unsupported HDF5 datatype: a complex type without a float base".to_owned()),
     })
 }
 
@@ -331,10 +478,11 @@ fn strip_fletcher32(input: &[u8]) -> std::result::Result<&[u8], String> {
     }
 }
 
-/// Reverses the bytes of every element (to or from the other byte order).
-fn swap_bytes(data: &mut [u8], itemsize: usize) {
-    if itemsize > 1 {
-        data.chunks_exact_mut(itemsize).for_each(<[u8]>::reverse);
+/// Reverses the bytes of every scalar of `size` bytes (to or from the other byte order): of
+/// every element, or of each part of a complex number (`DataType::component_size`).
+fn swap_bytes(data: &mut [u8], size: usize) {
+    if size > 1 {
+        data.chunks_exact_mut(size).for_each(<[u8]>::reverse);
     }
 }
 
@@ -416,7 +564,7 @@ impl Hdf5Array {
                 let mut bytes = vec![0u8; dtype.size()];
                 let value = T::from_fill(value).ok_or_else(|| {
                     Error::InvalidArgument(format!(
-                        "fill value {value:?} does not fit dtype {} of {describe}",
+                        "fill value {value} does not fit dtype {} of {describe}",
                         dtype.name()
                     ))
                 })?;
@@ -466,22 +614,54 @@ impl Hdf5Array {
             path: describe.clone(),
             reason,
         };
-        let (dtype, native_order, shape, fill, chunks, filters) =
+        let (dtype, native_order, library_only, shape, fill, chunks, filters) =
             file.with_dataset(key, |dataset| {
                 let datatype = dataset.dtype().map_err(|e| meta(e.to_string()))?;
-                let descriptor = datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
-                let dtype = dtype_of(&descriptor).ok_or_else(|| {
-                    meta(format!(
-                        "unsupported HDF5 datatype {descriptor:?}; supported: {}",
-                        DataType::ALL.map(DataType::name).join(", ")
-                    ))
-                })?;
-                let native = if cfg!(target_endian = "little") {
-                    h5::datatype::ByteOrder::LittleEndian
-                } else {
-                    h5::datatype::ByteOrder::BigEndian
+                let native_complex = native_complex_of(&datatype);
+                let is_native_complex = native_complex.is_some();
+                let dtype = match native_complex {
+                    Some(complex) => complex.map_err(meta)?,
+                    None => {
+                        let descriptor =
+                            datatype.to_descriptor().map_err(|e| meta(e.to_string()))?;
+                        match dtype_of(&descriptor) {
+                            Some(DataType::Float16) if !is_ieee_half(&datatype) => {
+                                return Err(meta(
+                                    "unsupported HDF5 datatype: a 2-byte float that is not IEEE \
+                                     half precision (float16)"
+                                        .to_owned(),
+                                ))
+                            }
+                            Some(dtype) => dtype,
+                            None => {
+                                return Err(meta(format!(
+                                    "unsupported HDF5 datatype {descriptor:?}; supported: {} \
+                                     (complex as h5py writes it: a compound {{r, i}} of two \
+                                     float32 or float64)",
+                                    DataType::ALL.map(DataType::name).join(", ")
+                                )))
+                            }
+                        }
+                    }
                 };
-                let native_order = dtype.size() == 1 || datatype.byte_order() == native;
+                let (native, swapped) = if cfg!(target_endian = "little") {
+                    (ByteOrder::LittleEndian, ByteOrder::BigEndian)
+                } else {
+                    (ByteOrder::BigEndian, ByteOrder::LittleEndian)
+                };
+                let order = datatype.byte_order();
+                let native_order = dtype.size() == 1 || order == native;
+                // Neither native nor plainly swapped (a complex number with parts in different
+                // byte orders): leave every conversion to the library.
+                let library_only = !native_order && order != swapped;
+                if is_native_complex && !native_order {
+                    // The library converts `H5T_COMPLEX` to h5py's compound (our element type
+                    // for its API) only in the same byte order.
+                    return Err(meta(format!(
+                        "unsupported HDF5 datatype: HDF5's complex class in {order:?} byte \
+                         order (supported in native byte order, or as h5py's compound {{r, i}})"
+                    )));
+                }
                 let shape: Vec<u64> = dataset.shape().iter().map(|&n| n as u64).collect();
                 if shape.is_empty() {
                     return Err(meta("scalar (0-d) datasets are not supported".to_owned()));
@@ -502,13 +682,21 @@ impl Hdf5Array {
                     Some(_) => Some(dcpl.get_filters().map_err(|e| meta(e.to_string()))?),
                     None => None,
                 };
-                Ok((dtype, native_order, shape, fill, chunks, filters))
+                Ok((
+                    dtype,
+                    native_order,
+                    library_only,
+                    shape,
+                    fill,
+                    chunks,
+                    filters,
+                ))
             })?;
         let (chunk_shape, storage) = match (chunks, filters) {
             (Some(chunks), Some(filters)) => {
                 let storage = Storage::Chunked {
                     index: RwLock::new(HashMap::new()),
-                    pipeline: pipeline_of(&filters),
+                    pipeline: pipeline_of(&filters).filter(|_| !library_only),
                 };
                 (chunks.iter().map(|&c| c as u64).collect(), storage)
             }
@@ -941,7 +1129,7 @@ impl ChunkedArray for Hdf5Array {
                 if region_shape == self.chunk_shape {
                     self.decode_into(chunk, entry, &steps, out)?;
                     if !self.native_order {
-                        swap_bytes(out, itemsize);
+                        swap_bytes(out, self.dtype.component_size());
                     }
                     return Ok(true);
                 }
@@ -966,7 +1154,7 @@ impl ChunkedArray for Hdf5Array {
                         );
                     }
                     if !self.native_order {
-                        swap_bytes(out, itemsize);
+                        swap_bytes(out, self.dtype.component_size());
                     }
                     Ok(true)
                 })

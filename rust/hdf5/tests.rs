@@ -26,6 +26,17 @@ fn element(dtype: DataType, i: usize) -> Vec<u8> {
         DataType::UInt64 => ((i as u64) << 33).to_ne_bytes().to_vec(),
         DataType::Float32 => (i as f32 * 0.25 - 3.0).to_ne_bytes().to_vec(),
         DataType::Float64 => (i as f64 * -1.5e-3).to_ne_bytes().to_vec(),
+        DataType::Float16 => half::f16::from_f64(i as f64 * 0.5 - 100.0)
+            .to_ne_bytes()
+            .to_vec(),
+        DataType::Complex64 => [i as f32 * 0.25, -(i as f32) * 3.0]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
+        DataType::Complex128 => [i as f64 * -1.5e-3, i as f64 * 1e200]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
     }
 }
 
@@ -468,6 +479,76 @@ fn fill_values_must_fit_the_dtype() {
         read_fast(&array, std::slice::from_ref(&whole)),
         [255, 255, 255]
     );
+}
+
+#[test]
+fn half_and_complex_fill_values() {
+    let path = temp_file("fill-half-complex.h5");
+    let with_fill = |dtype, fill| Hdf5Create {
+        fill_value: Some(fill),
+        overwrite: true,
+        ..options(&[3], Some(&[2]), dtype, Hdf5Compression::None)
+    };
+    let read = |dtype, fill| {
+        let array = Hdf5Array::create(&path, "x", &with_fill(dtype, fill))?;
+        let whole = 0..3u64;
+        Ok::<_, Error>((array.fill_value().to_vec(), read_fast(&array, &[whole])))
+    };
+    // float16: rounded, infinities kept, a finite value beyond its range refused.
+    let (fill, data) = read(DataType::Float16, FillScalar::Float(0.1)).unwrap();
+    assert_eq!(fill, half::f16::from_f64(0.1).to_ne_bytes());
+    assert_eq!(data, fill.repeat(3));
+    let (fill, _) = read(DataType::Float16, FillScalar::Float(f64::NEG_INFINITY)).unwrap();
+    assert_eq!(fill, half::f16::NEG_INFINITY.to_ne_bytes());
+    assert!(read(DataType::Float16, FillScalar::Float(1e5)).is_err());
+    // complex: both parts, NaN included; a real dtype takes no imaginary part.
+    let (fill, data) = read(DataType::Complex64, FillScalar::Complex(1.5, f64::NAN)).unwrap();
+    assert_eq!(fill[..4], 1.5f32.to_ne_bytes());
+    assert!(f32::from_ne_bytes(fill[4..].try_into().unwrap()).is_nan());
+    assert_eq!(data, fill.repeat(3));
+    let (fill, _) = read(DataType::Complex128, FillScalar::Int(-3)).unwrap();
+    assert_eq!(fill, [(-3f64).to_ne_bytes(), 0f64.to_ne_bytes()].concat());
+    assert!(read(DataType::Float32, FillScalar::Complex(1.0, 2.0)).is_err());
+    let (fill, _) = read(DataType::Int16, FillScalar::Complex(7.0, 0.0)).unwrap();
+    assert_eq!(fill, 7i16.to_ne_bytes());
+}
+
+#[test]
+fn complex_is_only_h5py_compound_layout() {
+    use hdf5_metno::types::CompoundField;
+    let f32_ty = TypeDescriptor::Float(FloatSize::U4);
+    let f64_ty = TypeDescriptor::Float(FloatSize::U8);
+    let field = |name: &str, ty: &TypeDescriptor, offset, index| CompoundField {
+        name: name.to_owned(),
+        ty: ty.clone(),
+        offset,
+        index,
+    };
+    let compound = |fields: Vec<CompoundField>, size| {
+        dtype_of(&TypeDescriptor::Compound(CompoundType { fields, size }))
+    };
+    let r = |ty| field("r", ty, 0, 0);
+    assert_eq!(
+        compound(vec![r(&f32_ty), field("i", &f32_ty, 4, 1)], 8),
+        Some(DataType::Complex64)
+    );
+    assert_eq!(
+        compound(vec![field("i", &f64_ty, 8, 0), r(&f64_ty)], 16),
+        Some(DataType::Complex128)
+    );
+    for (fields, size) in [
+        (vec![r(&f32_ty), field("i", &f32_ty, 4, 1)], 12), // padding
+        (vec![r(&f32_ty), field("i", &f32_ty, 8, 1)], 12), // a gap
+        (vec![r(&f32_ty), field("im", &f32_ty, 4, 1)], 8), // other names
+        (vec![r(&f32_ty), field("i", &f64_ty, 4, 1)], 12), // mixed part types
+        (
+            vec![field("i", &f32_ty, 0, 0), field("r", &f32_ty, 4, 1)],
+            8,
+        ), // swapped parts
+        (vec![r(&f32_ty)], 4),                             // one field
+    ] {
+        assert_eq!(compound(fields.clone(), size), None, "{fields:?}");
+    }
 }
 
 #[test]

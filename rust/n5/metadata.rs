@@ -24,14 +24,21 @@ pub struct N5Metadata {
     pub compression: N5Compression,
 }
 
+/// The data types the N5 spec defines, for messages.
+const N5_DATA_TYPES: &str = "uint8, uint16, uint32, uint64, int8, int16, int32, int64, float32, \
+                             float64";
+
 /// Whether an `attributes.json` object describes a dataset rather than a group.
 pub(crate) fn is_dataset(attributes: &Map<String, Value>) -> bool {
     attributes.contains_key("dimensions")
 }
 
-/// The N5 `dataType` of `dtype`; N5 has no bool.
+/// The N5 `dataType` of `dtype`; the N5 spec has no bool, float16 or complex types.
 pub(crate) fn n5_data_type(dtype: DataType) -> Option<&'static str> {
-    (dtype != DataType::Bool).then(|| dtype.name())
+    match dtype {
+        DataType::Bool | DataType::Float16 | DataType::Complex64 | DataType::Complex128 => None,
+        _ => Some(dtype.name()),
+    }
 }
 
 impl N5Metadata {
@@ -61,10 +68,14 @@ impl N5Metadata {
                 "block shape {chunk_shape:?} has a size outside 1..=2^32-1"
             ));
         }
+        if dtype == DataType::Bool {
+            return Err("N5 has no bool data type; use uint8 instead".to_string());
+        }
         if n5_data_type(dtype).is_none() {
             return Err(format!(
-                "N5 has no {} data type; use uint8 instead",
-                dtype.name()
+                "the N5 spec defines no {} data type (only {}); store it in zarr or HDF5",
+                dtype.name(),
+                N5_DATA_TYPES
             ));
         }
         let bytes = chunk_shape
@@ -113,8 +124,7 @@ impl N5Metadata {
                 .find(|&d| n5_data_type(d) == Some(name.as_str()))
                 .ok_or_else(|| {
                     error(format!(
-                        "unsupported \"dataType\" {name:?}; supported: uint8, uint16, uint32, \
-                         uint64, int8, int16, int32, int64, float32, float64"
+                        "unsupported \"dataType\" {name:?}; the N5 spec defines {N5_DATA_TYPES}"
                     ))
                 })?,
             Some(other) => return Err(error(format!("\"dataType\" = {other} is not a string"))),

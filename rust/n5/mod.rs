@@ -201,8 +201,9 @@ impl N5Array {
         overwrite: bool,
     ) -> Result<Self> {
         let components = key_components(key)?;
-        N5Metadata::check(shape, chunk_shape, dtype)
-            .map_err(|reason| Error::InvalidArgument(format!("N5 dataset {key:?}: {reason}")))?;
+        N5Metadata::check(shape, chunk_shape, dtype).map_err(|reason| {
+            Error::InvalidArgument(format!("N5 dataset {key:?} in {}: {reason}", store.url("")))
+        })?;
         compression.validate()?;
         let root = store.url("");
         store.check_writable("")?;

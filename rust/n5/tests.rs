@@ -564,6 +564,14 @@ fn metadata_errors_name_the_file_and_the_problem() {
             with("dataType", serde_json::json!("bool")),
             "unsupported \"dataType\"",
         ),
+        (
+            with("dataType", serde_json::json!("float16")),
+            "unsupported \"dataType\" \"float16\"",
+        ),
+        (
+            with("dataType", serde_json::json!("complex64")),
+            "unsupported \"dataType\" \"complex64\"",
+        ),
         (with("dataType", serde_json::json!(8)), "not a string"),
         (
             with("compression", serde_json::json!({"type": "snappy"})),
@@ -750,6 +758,12 @@ fn create_writes_the_container_and_guards_existing_data() {
         .to_string()
     };
     assert!(bad(&[4], &[2], DataType::Bool).contains("no bool"));
+    for dtype in [DataType::Float16, DataType::Complex64, DataType::Complex128] {
+        let message = bad(&[4], &[2], dtype);
+        let named = format!("spec defines no {} data type", dtype.name());
+        assert!(message.contains(&named), "{message}");
+        assert!(message.contains(&root.display().to_string()), "{message}");
+    }
     assert!(bad(&[4, 4], &[2], DataType::UInt8).contains("differ in length"));
     assert!(bad(&[4], &[0], DataType::UInt8).contains("outside"));
     assert!(bad(&[], &[], DataType::UInt8).contains("at least one"));
@@ -1140,6 +1154,9 @@ fn interop_element(dtype: DataType, i: usize) -> Vec<u8> {
         DataType::Float32 => (v as f32 * 0.5).to_ne_bytes().to_vec(),
         DataType::Float64 => (v as f64 * -0.25).to_ne_bytes().to_vec(),
         DataType::Bool => vec![u8::from(v % 2 == 1)],
+        DataType::Float16 | DataType::Complex64 | DataType::Complex128 => {
+            unreachable!("N5 has no {dtype:?}")
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use numpy::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyComplex, PyComplexMethods, PyDict, PyTuple};
 
 use super::error_py::{guard, run_core, to_py_err};
 use super::index_py::parse_index;
@@ -381,10 +381,25 @@ fn as_contiguous<'py>(
     numpy.call_method("ascontiguousarray", (broadcast,), Some(&kwargs))
 }
 
-/// A Python int (kept exact) or float fill value.
+/// A Python int (kept exact), float or complex fill value (numpy scalars too).
 fn fill_scalar(value: &Bound<'_, PyAny>) -> PyResult<FillScalar> {
     if let Ok(int) = value.extract::<i128>() {
         return Ok(FillScalar::Int(int));
+    }
+    // numpy's complex64 is no Python complex, and converting it to float would drop (with a
+    // warning) its imaginary part.
+    let numpy_complex = || -> PyResult<bool> {
+        Ok(value.hasattr("dtype")?
+            && value
+                .getattr("dtype")?
+                .getattr("kind")?
+                .extract::<String>()?
+                == "c")
+    };
+    if value.is_instance_of::<PyComplex>() || numpy_complex().unwrap_or(false) {
+        let complex = value.call_method0("__complex__")?;
+        let complex = complex.cast::<PyComplex>()?;
+        return Ok(FillScalar::Complex(complex.real(), complex.imag()));
     }
     value
         .extract::<f64>()

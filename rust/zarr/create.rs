@@ -226,6 +226,60 @@ fn unknown_compression(name: &str) -> Error {
 pub enum FillScalar {
     Int(i128),
     Float(f64),
+    /// Real and imaginary part.
+    Complex(f64, f64),
+}
+
+impl FillScalar {
+    /// The value as a real number: `None` for a complex number with a non-zero imaginary part
+    /// (numpy would drop that part; a fill value silently losing it is a mistake).
+    pub fn real(self) -> Option<FillScalar> {
+        match self {
+            FillScalar::Complex(re, im) => (im == 0.0).then_some(FillScalar::Float(re)),
+            real => Some(real),
+        }
+    }
+
+    /// Real and imaginary part.
+    pub fn parts(self) -> (f64, f64) {
+        match self {
+            FillScalar::Int(v) => (v as f64, 0.0),
+            FillScalar::Float(v) => (v, 0.0),
+            FillScalar::Complex(re, im) => (re, im),
+        }
+    }
+}
+
+impl std::fmt::Display for FillScalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FillScalar::Int(v) => write!(f, "{v}"),
+            FillScalar::Float(v) => write!(f, "{v}"),
+            // Python's spelling, `(1+2j)`.
+            FillScalar::Complex(re, im) if im.is_sign_negative() => {
+                write!(f, "({re}-{}j)", -im)
+            }
+            FillScalar::Complex(re, im) => write!(f, "({re}+{im}j)"),
+        }
+    }
+}
+
+/// A float as zarr metadata writes it: the strings "NaN", "Infinity", "-Infinity" for the
+/// values JSON has no number for.
+fn float_json(value: f64) -> Value {
+    if value.is_nan() {
+        json!("NaN")
+    } else if value.is_infinite() {
+        json!(if value > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(value)
+    }
+}
+
+/// `value` rounded to float16 (as f64), `None` when a finite value overflows float16.
+fn to_f16(value: f64) -> Option<f64> {
+    let half = half::f16::from_f64(value).to_f64();
+    (half.is_finite() || !value.is_finite()).then_some(half)
 }
 
 impl From<f64> for FillScalar {
@@ -322,24 +376,26 @@ impl ZarrCreate {
     /// The fill value as zarr metadata JSON (the same for v2 and v3).
     fn fill_value_json(&self) -> Result<Value> {
         let invalid = || {
-            let value = match self.fill_value {
-                FillScalar::Int(v) => v.to_string(),
-                FillScalar::Float(v) => v.to_string(),
-            };
             Error::InvalidArgument(format!(
-                "fill value {value} is not a valid {}",
+                "fill value {} is not a valid {}",
+                self.fill_value,
                 self.dtype.name()
             ))
         };
+        let fill_value = if self.dtype.is_complex() {
+            self.fill_value
+        } else {
+            self.fill_value.real().ok_or_else(invalid)?
+        };
         let as_integer = || -> Option<i128> {
-            match self.fill_value {
+            match fill_value {
                 FillScalar::Int(v) => Some(v),
                 FillScalar::Float(v)
                     if v.is_finite() && v.fract() == 0.0 && v.abs() < 2f64.powi(126) =>
                 {
                     Some(v as i128)
                 }
-                FillScalar::Float(_) => None,
+                FillScalar::Float(_) | FillScalar::Complex(..) => None,
             }
         };
         let integer = |min: i128, max: i128| -> Result<Value> {
@@ -352,10 +408,7 @@ impl ZarrCreate {
                 _ => Err(invalid()),
             }
         };
-        let value = match self.fill_value {
-            FillScalar::Int(v) => v as f64,
-            FillScalar::Float(v) => v,
-        };
+        let value = fill_value.parts().0;
         match self.dtype {
             DataType::Bool => match as_integer() {
                 Some(0) => Ok(json!(false)),
@@ -370,13 +423,13 @@ impl ZarrCreate {
             DataType::UInt16 => integer(0, u16::MAX.into()),
             DataType::UInt32 => integer(0, u32::MAX.into()),
             DataType::UInt64 => integer(0, u64::MAX.into()),
-            DataType::Float32 | DataType::Float64 => Ok(if value.is_nan() {
-                json!("NaN")
-            } else if value.is_infinite() {
-                json!(if value > 0.0 { "Infinity" } else { "-Infinity" })
-            } else {
-                json!(value)
-            }),
+            DataType::Float16 => to_f16(value).map(float_json).ok_or_else(invalid),
+            DataType::Float32 | DataType::Float64 => Ok(float_json(value)),
+            // `[re, im]` in v2 and v3 (as zarr-python writes them).
+            DataType::Complex64 | DataType::Complex128 => {
+                let (re, im) = fill_value.parts();
+                Ok(json!([float_json(re), float_json(im)]))
+            }
         }
     }
 
@@ -392,8 +445,11 @@ impl ZarrCreate {
             DataType::UInt16 => "<u2",
             DataType::UInt32 => "<u4",
             DataType::UInt64 => "<u8",
+            DataType::Float16 => "<f2",
             DataType::Float32 => "<f4",
             DataType::Float64 => "<f8",
+            DataType::Complex64 => "<c8",
+            DataType::Complex128 => "<c16",
         }
     }
 

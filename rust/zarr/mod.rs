@@ -136,6 +136,18 @@ fn integral_v2_fill_value(metadata: &mut Map<String, Value>) {
     metadata.insert("fill_value".to_string(), replacement);
 }
 
+/// A v2 complex array's `"fill_value": null` (no fill value, which zarr-python reads as zeros,
+/// as zarrs does for the other types) replaced by `[0.0, 0.0]`, the one form zarrs takes.
+fn complex_v2_null_fill_value(metadata: &mut Map<String, Value>) {
+    let complex = metadata
+        .get("dtype")
+        .and_then(Value::as_str)
+        .is_some_and(|dtype| dtype.chars().nth(1) == Some('c'));
+    if complex && metadata.get("fill_value").is_some_and(Value::is_null) {
+        metadata.insert("fill_value".to_string(), serde_json::json!([0.0, 0.0]));
+    }
+}
+
 /// The array metadata of the zarr node in `dir`: `zarr.json` (v3, which takes precedence, as
 /// in zarrs and zarr-python) or `.zarray` (v2). User attributes are neither parsed nor needed,
 /// so however they are nested, the array opens. Every problem is an error naming the file.
@@ -174,6 +186,7 @@ fn read_array_metadata(store: &dyn Store, node: &str) -> Result<ArrayMetadata> {
         ));
     };
     integral_v2_fill_value(&mut members);
+    complex_v2_null_fill_value(&mut members);
     serde_json::from_value::<ArrayMetadataV2>(Value::Object(members))
         .map(ArrayMetadata::V2)
         .map_err(|e| invalid(&v2_path, format!("invalid zarr v2 array metadata: {e}")))
@@ -182,10 +195,11 @@ fn read_array_metadata(store: &dyn Store, node: &str) -> Result<ArrayMetadata> {
 /// Our type for a zarrs data type, `None` for the ones native arrays do not support.
 fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
     use zarrs::array::data_type::{
-        BoolDataType, Float32DataType, Float64DataType, Int16DataType, Int32DataType,
-        Int64DataType, Int8DataType, UInt16DataType, UInt32DataType, UInt64DataType, UInt8DataType,
+        BoolDataType, Complex128DataType, Complex64DataType, Float16DataType, Float32DataType,
+        Float64DataType, Int16DataType, Int32DataType, Int64DataType, Int8DataType, UInt16DataType,
+        UInt32DataType, UInt64DataType, UInt8DataType,
     };
-    let table: [(bool, DataType); 11] = [
+    let table: [(bool, DataType); 14] = [
         (data_type.is::<BoolDataType>(), DataType::Bool),
         (data_type.is::<Int8DataType>(), DataType::Int8),
         (data_type.is::<Int16DataType>(), DataType::Int16),
@@ -195,8 +209,11 @@ fn native_dtype(data_type: &zarrs::array::DataType) -> Option<DataType> {
         (data_type.is::<UInt16DataType>(), DataType::UInt16),
         (data_type.is::<UInt32DataType>(), DataType::UInt32),
         (data_type.is::<UInt64DataType>(), DataType::UInt64),
+        (data_type.is::<Float16DataType>(), DataType::Float16),
         (data_type.is::<Float32DataType>(), DataType::Float32),
         (data_type.is::<Float64DataType>(), DataType::Float64),
+        (data_type.is::<Complex64DataType>(), DataType::Complex64),
+        (data_type.is::<Complex128DataType>(), DataType::Complex128),
     ];
     table
         .into_iter()

@@ -46,6 +46,17 @@ fn element(dtype: DataType, i: u64) -> Vec<u8> {
         DataType::UInt64 => (v << 56).to_ne_bytes().to_vec(),
         DataType::Float32 => (v as f32 * 0.5 - 7.25).to_ne_bytes().to_vec(),
         DataType::Float64 => (v as f64 * -1.5e100).to_ne_bytes().to_vec(),
+        DataType::Float16 => half::f16::from_f64(v as f64 * 0.25 - 9.5)
+            .to_ne_bytes()
+            .to_vec(),
+        DataType::Complex64 => [v as f32 * 0.5, -(v as f32) * 1e30]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
+        DataType::Complex128 => [v as f64 * -2.5e-200, v as f64 + 0.125]
+            .iter()
+            .flat_map(|p| p.to_ne_bytes())
+            .collect(),
     }
 }
 

@@ -55,7 +55,7 @@ def create_native_array(
     shards: tuple[int, ...] | None = None,
     compression: str | None = None,
     compression_level: int | None = None,
-    fill_value: int | float = 0,
+    fill_value: int | float | complex = 0,
     overwrite: bool = False,
     **open_kwargs: Any,
 ) -> CreatedArray:
@@ -125,10 +125,13 @@ def create_native_array(
     return CreatedArray(array, path, key, fmt)
 
 
-def _exact(value: Any) -> int | float:
-    """A fill value as a Python int when it is integral (exact for 64-bit values), else float."""
+def _exact(value: Any) -> int | float | complex:
+    """A fill value as a Python int when it is integral (exact for 64-bit values), a complex
+    when it is complex (for complex64 / complex128 arrays), else a float."""
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return complex(value)
     return float(value)

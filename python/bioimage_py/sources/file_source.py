@@ -260,7 +260,7 @@ def create_array(
     shards: tuple[int, ...] | None = None,
     compression: str | None = None,
     compression_level: int | None = None,
-    fill_value: int | float = 0,
+    fill_value: int | float | complex = 0,
     overwrite: bool = False,
     **open_kwargs: Any,
 ) -> FileSource:
@@ -274,7 +274,8 @@ def create_array(
             extension unless ``format`` is given. A URL ``s3://bucket/key`` or ``gs://bucket/key``
             makes a zarr or N5 array there (``http(s)://`` URLs and zip files are read-only).
         internal_path: the array's key inside it (``""``: the root, for zarr and N5).
-        shape, dtype: of the array (bool, int8-64, uint8-64, float32/64).
+        shape, dtype: of the array (bool, int8-64, uint8-64, float32/64; float16, complex64
+            and complex128 in zarr and HDF5, not N5).
         chunks: the chunk shape (the inner chunk when sharded); default
             ``bioimage_py.io.create.default_chunks(shape)``.
         zarr_format: 2 or 3 (zarr only).
@@ -284,7 +285,8 @@ def create_array(
             (default), ``"zstd"``, ``"blosc"``, ``"bzip2"``, ``"xz"``, ``"lz4"``, ``"raw"``;
             HDF5 ``"gzip"`` (default), ``"lzf"``, ``"raw"``.
         compression_level: the codec's level; default per format (zstd 3, gzip 1).
-        fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0).
+        fill_value: what unwritten chunks read as (zarr and HDF5; N5 always uses 0); a complex
+            number for complex arrays.
         overwrite: replace an existing array at ``internal_path``.
         **open_kwargs: recorded like ``open_source``'s (``chunk_cache_bytes``,
             ``missing_chunks``; for URLs ``endpoint_url``, ``region``, ``anonymous``), so
