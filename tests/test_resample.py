@@ -512,7 +512,7 @@ ERRORS = [
     (lambda: ResizedSource(VOLUME, (3, 3, 3), order=True), TypeError, "True"),
     (lambda: ResizedSource(np.zeros(5), (3,)), ValueError, "2D and 3D"),
     (lambda: ResizedSource(np.zeros((2, 3, 4, 5)), (1, 1, 1, 1)), ValueError, "grid_mode=True"),
-    (lambda: ResizedSource(VOLUME.astype(np.float16), (3, 3, 3)), TypeError, "float16"),
+    (lambda: ResizedSource(VOLUME.astype(np.complex64), (3, 3, 3)), TypeError, "complex64"),
     (lambda: ResizedSource(VOLUME.astype(np.complex64), (3, 3, 3)), TypeError, "complex64"),
     (lambda: ResizedSource(VOLUME.astype(np.int32), (3, 3, 3), anti_aliasing=True), TypeError,
      "int32"),
@@ -534,7 +534,7 @@ ERRORS = [
     (lambda: AffineSource(VOLUME, (4, 4), scale=[1, 1, 1]), ValueError, "has 2 axes"),
     (lambda: AffineSource(VOLUME, scale=[1, 1, 1], order=-1), ValueError, "got -1"),
     (lambda: AffineSource(np.zeros((2, 2, 2, 2)), scale=[1] * 4), ValueError, "2D and 3D"),
-    (lambda: AffineSource(VOLUME.astype(np.float16), scale=[1, 1, 1]), TypeError, "float16"),
+    (lambda: AffineSource(VOLUME.astype(np.complex64), scale=[1, 1, 1]), TypeError, "complex64"),
     (lambda: AffineSource(VOLUME.astype(np.uint64), scale=[3, 3, 3], anti_aliasing=True),
      TypeError, "uint64"),
     (lambda: transformation.compute_affine_matrix(), ValueError, "at least one"),
@@ -568,3 +568,18 @@ def test_bool_goes_through_uint8_as_in_0_2():
         expected = bioimage_cpp_resize(mask.astype(np.uint8), (7, 19), order, False, 0)
         np.testing.assert_array_equal(whole(source), expected.astype(bool))
         assert source.dtype == bool
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+@pytest.mark.parametrize("anti_aliasing", [False, True])
+def test_float16_resamples_as_float32_rounded_back(order: int, anti_aliasing: bool) -> None:
+    """float16 goes through float32 (which holds every float16 exactly): the result is the
+    float32 resample of the same values, rounded to float16, with the dtype kept."""
+    rng = np.random.default_rng(16)
+    data = rng.normal(100, 30, (20, 24, 18)).astype(np.float16)
+    kwargs = {"order": order, "anti_aliasing": anti_aliasing}
+    half = ResizedSource(data, (10, 12, 9), **kwargs)
+    single = ResizedSource(data.astype(np.float32), (10, 12, 9), **kwargs)
+    assert half.dtype == np.float16
+    np.testing.assert_array_equal(half[:], single[:].astype(np.float16))
+    np.testing.assert_array_equal(half[2:7, 3:9, 1:5], half[:][2:7, 3:9, 1:5])

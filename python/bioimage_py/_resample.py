@@ -64,6 +64,9 @@ ENGINE_DTYPES = tuple(
 )
 # Dtypes bioimage-cpp's Gaussian smoothing takes (bool goes through uint8).
 SMOOTHING_DTYPES = tuple(np.dtype(name) for name in ("uint8", "uint16", "float32", "float64"))
+# Dtypes the engine takes through another one: bool as uint8 (as 0.2 does); float16 as float32
+# (which holds every float16 exactly), the result rounded back to float16.
+_THROUGH = {np.dtype(bool): np.dtype(np.uint8), np.dtype(np.float16): np.dtype(np.float32)}
 
 # bioimage-cpp smooths axes whose sigma is 0 with this tiny sigma (its filter rejects 0); 0.2
 # passes sigmas through bioimage_cpp.transformation.resample, which does so.
@@ -96,16 +99,16 @@ def check_order(order: Any, allowed: range) -> int:
 
 
 def check_dtype(dtype: np.dtype, owner: str) -> None:
-    """Raise ``TypeError`` unless bioimage-cpp samples ``dtype`` (or it is bool)."""
-    if dtype != np.dtype(bool) and dtype not in ENGINE_DTYPES:
-        supported = ", ".join(["bool", *(str(d) for d in ENGINE_DTYPES)])
+    """Raise ``TypeError`` unless bioimage-cpp samples ``dtype`` (or it is bool or float16)."""
+    if dtype not in _THROUGH and dtype not in ENGINE_DTYPES:
+        supported = ", ".join(["bool", "float16", *(str(d) for d in ENGINE_DTYPES)])
         raise TypeError(f"{owner} resamples {supported} data, not {dtype}")
 
 
 def check_smoothing_dtype(dtype: np.dtype, owner: str) -> None:
     """Raise ``TypeError`` unless bioimage-cpp smooths ``dtype`` (bool goes through uint8)."""
-    if dtype != np.dtype(bool) and dtype not in SMOOTHING_DTYPES:
-        supported = ", ".join(["bool", *(str(d) for d in SMOOTHING_DTYPES)])
+    if _engine_dtype(dtype) not in SMOOTHING_DTYPES:
+        supported = ", ".join(["bool", "float16", *(str(d) for d in SMOOTHING_DTYPES)])
         raise TypeError(f"{owner} supports {supported} data, not {dtype}")
 
 
@@ -131,7 +134,7 @@ def check_fill_value(fill_value: Any, dtype: np.dtype) -> int | float:
 
 
 def _engine_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.uint8) if dtype == np.dtype(bool) else dtype
+    return _THROUGH.get(np.dtype(dtype), np.dtype(dtype))
 
 
 def _typed_fill(fill_value: int | float, dtype: np.dtype) -> np.generic:
@@ -294,7 +297,7 @@ def resample(
 
     # Slabs bound the coordinate fields held at once.
     _by_slabs(compute, out_shape, _SLAB_VOXELS)
-    return result.astype(bool) if dtype == np.dtype(bool) else result
+    return result if result.dtype == dtype else result.astype(dtype)
 
 
 def _gathers(data: np.ndarray, fill: np.generic, frame: Frame) -> bool:
@@ -521,7 +524,7 @@ def sample_coordinates(
         bioimage_cpp.transformation.map_coordinates(
             data, coordinates, order=order, fill_value=fill, out=out
         )
-    return out.astype(bool) if dtype == np.dtype(bool) else out
+    return out if out.dtype == dtype else out.astype(dtype)
 
 
 def _nearest(

@@ -621,7 +621,8 @@ impl ZarrArray {
             .decode_index(&bytes[index.start as usize..index.end as usize])
             .map_err(&in_shard)?;
         let ranges = self.chunk_ranges(layout, shard, chunks, &entries, total_len)?;
-        Ok(cut_spans(&ranges, &[0..total_len], &[bytes]))
+        let whole = 0..total_len;
+        Ok(cut_spans(&ranges, std::slice::from_ref(&whole), &[bytes]))
     }
 
     /// The encoded bytes of inner chunk `chunk` (see [`ZarrArray::inner_chunks_bytes`]).
