@@ -55,6 +55,17 @@ _CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_D
 _bucket_numbers = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Dummy credentials for the whole session (unless the environment has some): processes
+    started from a forkserver inherit the forkserver's environment, and the forkserver is
+    started once per session, perhaps by a test module that runs before the remote tests, so
+    setting them per module (``aws_test_env``) would leave those workers without any."""
+    for name, value in {"AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
+                        "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
+                        "AWS_REGION": REGION}.items():
+        os.environ.setdefault(name, value)
+
+
 def load_servers_script() -> ModuleType:
     """scripts/object_store_servers.py as a module (scripts/ is not a package)."""
     name = "bioimage_py_object_store_servers_script"

@@ -221,6 +221,53 @@ impl RemoteStore {
     }
 }
 
+impl RemoteStore {
+    /// `range` of the whole value at `key`, for servers that answer no Range requests (Python's
+    /// `http.server`): slower, never wrong.
+    fn sliced_whole_value(
+        &self,
+        key: &str,
+        range: ByteRange,
+        expected: Option<&Version>,
+    ) -> Result<Fetched> {
+        let client = self.client()?;
+        let path = self.path(key);
+        let result = block_on(async {
+            let result = client.get(&path).await?;
+            let meta = result.meta.clone();
+            Ok((result.bytes().await?, meta))
+        })?;
+        let (bytes, meta) = match result {
+            Ok(fetched) => fetched,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
+            Err(e) => return Err(self.error(key, e)),
+        };
+        let version = version_of(&meta);
+        if expected.is_some_and(|expected| *expected != version) {
+            return Ok(Fetched::Changed);
+        }
+        let len = bytes.len() as u64;
+        let range = match range {
+            ByteRange::Bounded(range) => range,
+            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
+        };
+        if range.start > range.end || range.end > len {
+            return Err(Error::io_at(
+                self.url(key),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("bytes {range:?} lie beyond the {len}-byte value"),
+                ),
+            ));
+        }
+        Ok(Fetched::Bytes {
+            bytes: bytes[range.start as usize..range.end as usize].to_vec(),
+            total_len: len,
+            version,
+        })
+    }
+}
+
 /// A "not found" that means a missing bucket, not a missing key: an error, not an absent value.
 fn missing_bucket(error: &object_store::Error) -> bool {
     matches!(error, object_store::Error::NotFound { .. })
@@ -309,7 +356,7 @@ impl Store for RemoteStore {
         let client = self.client()?;
         let path = self.path(key);
         let options = GetOptions {
-            range: Some(match range {
+            range: Some(match range.clone() {
                 ByteRange::Bounded(range) => GetRange::Bounded(range),
                 ByteRange::Suffix(n) => GetRange::Suffix(n),
             }),
@@ -339,6 +386,9 @@ impl Store for RemoteStore {
             Err(e) if missing_bucket(&e) => Err(self.error(key, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
             Err(object_store::Error::Precondition { .. }) => Ok(Fetched::Changed),
+            Err(object_store::Error::NotSupported { .. }) => {
+                self.sliced_whole_value(key, range, expected)
+            }
             Err(e) => Err(self.error(key, e)),
         }
     }
