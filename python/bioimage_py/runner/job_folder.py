@@ -135,7 +135,13 @@ class JobFolder:
         return found
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Deletes the folder; a file a finishing worker adds meanwhile (a log line) makes the
+        deletion be tried again, a few times."""
+        for _ in range(5):
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not os.path.exists(self.path):
+                return
+            time.sleep(0.2)
 
 
 class ProgressRecorder:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,13 +113,31 @@ def slurm_cluster(config: SlurmConfig, n_jobs: int, log_directory: str) -> Itera
         cluster.scale(jobs=max(1, n_jobs))
         yield cluster
     finally:
+        job_ids = _job_ids(cluster)
         cluster.close()
+        # Cancelled jobs write their logs into the job folder until they are gone: the caller
+        # removes the folder next, so wait for them (bounded) rather than race them.
+        deadline = time.monotonic() + JOB_END_TIMEOUT
+        while _alive(job_ids) and time.monotonic() < deadline:
+            time.sleep(0.25)
+
+
+# Seconds to wait for cancelled worker jobs to leave the queue.
+JOB_END_TIMEOUT = 60.0
+
+
+def _job_ids(cluster: Any) -> list[str]:
+    job_ids = [str(getattr(job, "job_id", "") or "") for job in cluster.workers.values()]
+    return [job_id for job_id in job_ids if job_id]
 
 
 def _jobs_alive(cluster: Any) -> bool:
     """Whether any of the cluster's SLURM jobs is still queued or running (``squeue``)."""
-    job_ids = [str(getattr(job, "job_id", "") or "") for job in cluster.workers.values()]
-    job_ids = [job_id for job_id in job_ids if job_id]
+    return _alive(_job_ids(cluster))
+
+
+def _alive(job_ids: list[str]) -> bool:
+    """Whether any of the SLURM jobs ``job_ids`` is still queued or running (``squeue``)."""
     if not job_ids:
         return False
     try:
