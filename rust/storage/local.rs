@@ -102,19 +102,7 @@ impl Store for LocalStore {
         let Version::File { len, .. } = version else {
             unreachable!("a file's version")
         };
-        let range = match range {
-            ByteRange::Bounded(range) => range,
-            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
-        };
-        if range.start > range.end || range.end > len {
-            return Err(Error::io(
-                &path,
-                std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    format!("bytes {range:?} lie beyond the {len}-byte file"),
-                ),
-            ));
-        }
+        let range = range.resolve(len, || path.display().to_string())?;
         let mut bytes = crate::buffer::zeroed((range.end - range.start) as usize, || {
             format!("reading {}", path.display())
         })?;

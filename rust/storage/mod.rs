@@ -46,6 +46,27 @@ pub enum ByteRange {
     Suffix(u64),
 }
 
+impl ByteRange {
+    /// The bytes this range covers of a `len`-byte value at `url`; an `UnexpectedEof` error
+    /// naming `url` when they lie beyond its end.
+    pub fn resolve(self, len: u64, url: impl FnOnce() -> String) -> Result<Range<u64>> {
+        let range = match self {
+            ByteRange::Bounded(range) => range,
+            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
+        };
+        if range.start > range.end || range.end > len {
+            return Err(Error::io_at(
+                url(),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("bytes {range:?} lie beyond the {len}-byte value"),
+                ),
+            ));
+        }
+        Ok(range)
+    }
+}
+
 /// The outcome of a ranged read.
 #[derive(Debug)]
 pub enum Fetched {

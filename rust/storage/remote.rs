@@ -247,19 +247,7 @@ impl RemoteStore {
             return Ok(Fetched::Changed);
         }
         let len = bytes.len() as u64;
-        let range = match range {
-            ByteRange::Bounded(range) => range,
-            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
-        };
-        if range.start > range.end || range.end > len {
-            return Err(Error::io_at(
-                self.url(key),
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("bytes {range:?} lie beyond the {len}-byte value"),
-                ),
-            ));
-        }
+        let range = range.resolve(len, || self.url(key))?;
         Ok(Fetched::Bytes {
             bytes: bytes[range.start as usize..range.end as usize].to_vec(),
             total_len: len,

@@ -180,19 +180,7 @@ impl Store for ZipStore {
             return Ok(Fetched::Missing);
         };
         let len = entry.len;
-        let range = match range {
-            ByteRange::Bounded(range) => range,
-            ByteRange::Suffix(n) => len.saturating_sub(n)..len,
-        };
-        if range.start > range.end || range.end > len {
-            return Err(Error::io_at(
-                self.url(key),
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("bytes {range:?} lie beyond the {len}-byte entry"),
-                ),
-            ));
-        }
+        let range = range.resolve(len, || self.url(key))?;
         let bytes = if entry.deflated {
             self.value(key, entry)?[range.start as usize..range.end as usize].to_vec()
         } else {
