@@ -183,3 +183,53 @@ def read_from_spec_json(spec_json: str, index: Any = ...) -> np.ndarray:
 
     source = from_spec(SourceSpec.from_json(spec_json))
     return np.asarray(source[index])
+
+
+# --- the data and reads every remote suite checks against numpy ----------------------------------
+
+SHAPE = (37, 29, 23)  # no chunk or shard divides it: edge chunks and partial shards everywhere
+CHUNKS = (8, 8, 8)
+INDICES: list[Any] = [
+    ...,
+    (slice(3, 17), slice(None), slice(5, 6)),
+    (5, slice(None), slice(None)),
+    (slice(-10, None), slice(2, -3), 7),
+    (slice(30, 100), slice(28, 29)),
+    (36, 28, 22),
+    (slice(9, 9),),
+]
+# A block-wise runner's reads: 16^3 blocks grown by a 3-voxel halo, clipped to the array.
+HALO_BLOCK, HALO = 16, 3
+
+
+def oracle(shape: tuple[int, ...] = SHAPE, dtype: Any = np.uint16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype == bool:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return (rng.standard_normal(shape) * 1e3).astype(dtype)
+
+
+def halo_regions(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    regions = []
+    for z in range(0, shape[0], HALO_BLOCK):
+        for y in range(0, shape[1], HALO_BLOCK):
+            for x in range(0, shape[2], HALO_BLOCK):
+                regions.append(tuple(slice(max(0, s - HALO), min(n, s + HALO_BLOCK + HALO))
+                                     for s, n in zip((z, y, x), shape)))
+    return regions
+
+
+def assert_reads_like(src: Any, expected: np.ndarray) -> None:
+    """Every index of INDICES and every halo block read from ``src`` equals numpy's."""
+    assert src.shape == expected.shape and src.dtype == expected.dtype
+    for index in INDICES:
+        got = np.asarray(src[index])
+        want = expected[index]
+        assert got.dtype == want.dtype and got.shape == want.shape, index
+        np.testing.assert_array_equal(got, want, err_msg=f"index {index}")
+    for region in halo_regions(expected.shape):
+        np.testing.assert_array_equal(src[region], expected[region], err_msg=f"region {region}")

@@ -27,49 +27,15 @@ from bioimage_py import create_array, open_source
 from bioimage_py.sources import SourceSpec, from_spec
 
 import remote_peers as peers
+from remote_peers import CHUNKS, SHAPE, assert_reads_like, oracle
 
 if TYPE_CHECKING:  # the plugin module is loaded by pytest (pytest_plugins), not imported here
     from object_store_servers import HttpServer
 
 pytest_plugins = ["object_store_servers"]
 
-SHAPE = (37, 29, 23)
-CHUNKS = (8, 8, 8)
 SHARDS = (16, 16, 8)
 FILL = 7
-INDICES: list[Any] = [
-    ...,
-    (slice(3, 17), slice(None), slice(5, 6)),
-    (5, slice(None), slice(None)),
-    (slice(-10, None), slice(2, -3), 7),
-    (slice(30, 100), slice(28, 29)),
-    (36, 28, 22),
-    (slice(9, 9),),
-]
-HALO_BLOCK, HALO = 16, 3
-
-
-def oracle(shape: tuple[int, ...] = SHAPE, dtype: Any = np.uint16, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
-
-
-def assert_reads_like(src: Any, expected: np.ndarray) -> None:
-    assert src.shape == expected.shape and src.dtype == expected.dtype
-    for index in INDICES:
-        got = np.asarray(src[index])
-        assert got.shape == expected[index].shape, index
-        np.testing.assert_array_equal(got, expected[index], err_msg=f"index {index}")
-    shape = expected.shape
-    for z in range(0, shape[0], HALO_BLOCK):
-        for y in range(0, shape[1], HALO_BLOCK):
-            for x in range(0, shape[2], HALO_BLOCK):
-                region = tuple(slice(max(0, s - HALO), min(n, s + HALO_BLOCK + HALO))
-                               for s, n in zip((z, y, x), shape))
-                np.testing.assert_array_equal(src[region], expected[region], err_msg=str(region))
-
-
 # ---------------------------------------------------------------------------------------------
 # The test server itself.
 

@@ -35,6 +35,7 @@ from bioimage_py import create_array, open_source
 from bioimage_py.sources import FileSource, SourceSpec, from_spec
 
 import remote_peers as peers
+from remote_peers import CHUNKS, SHAPE, assert_reads_like, oracle
 from remote_peers import REGION
 
 if TYPE_CHECKING:  # the plugin module is loaded by pytest (pytest_plugins), not imported here
@@ -44,58 +45,10 @@ pytest_plugins = ["object_store_servers"]
 # Dummy AWS credentials in the environment while this module runs (and only then).
 pytestmark = pytest.mark.usefixtures("aws_test_env")
 
-SHAPE = (37, 29, 23)  # no chunk or shard divides it: edge chunks and partial shards everywhere
-CHUNKS = (8, 8, 8)
 SHARDS = (16, 16, 8)
 FILL = 7  # a fill value that is not 0, so a missing chunk read as zeros shows
 # Regions every read test compares with numpy: whole, slabs, an integer index, negative and
 # clamped slices, a single voxel, and an empty selection.
-INDICES: list[Any] = [
-    ...,
-    (slice(3, 17), slice(None), slice(5, 6)),
-    (5, slice(None), slice(None)),
-    (slice(-10, None), slice(2, -3), 7),
-    (slice(30, 100), slice(28, 29)),
-    (36, 28, 22),
-    (slice(9, 9),),
-]
-# A block-wise runner's reads: 16^3 blocks grown by a 3-voxel halo, clipped to the array.
-HALO_BLOCK, HALO = 16, 3
-
-
-def oracle(shape: tuple[int, ...] = SHAPE, dtype: Any = np.uint16, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    if dtype == bool:
-        return rng.random(shape) < 0.5
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
-    return (rng.standard_normal(shape) * 1e3).astype(dtype)
-
-
-def halo_regions(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
-    regions = []
-    for z in range(0, shape[0], HALO_BLOCK):
-        for y in range(0, shape[1], HALO_BLOCK):
-            for x in range(0, shape[2], HALO_BLOCK):
-                regions.append(tuple(slice(max(0, s - HALO), min(n, s + HALO_BLOCK + HALO))
-                                     for s, n in zip((z, y, x), shape)))
-    return regions
-
-
-def assert_reads_like(src: Any, expected: np.ndarray) -> None:
-    """Every index of INDICES and every halo block read from ``src`` equals numpy's."""
-    assert src.shape == expected.shape and src.dtype == expected.dtype
-    for index in INDICES:
-        got = np.asarray(src[index])
-        want = expected[index]
-        assert got.dtype == want.dtype and got.shape == want.shape, index
-        np.testing.assert_array_equal(got, want, err_msg=f"index {index}")
-    for region in halo_regions(expected.shape):
-        np.testing.assert_array_equal(src[region], expected[region], err_msg=f"region {region}")
-
-
 def closed_port() -> int:
     """A localhost port nothing listens on."""
     with socket.socket() as sock:
